@@ -1,0 +1,2 @@
+//! `apps`: the xskd apps and the daemon.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Benchmark support crate (criterion benches live in benches/).
+#![forbid(unsafe_code)]

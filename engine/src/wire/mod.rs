@@ -1,0 +1,1 @@
+//! Typed zero-copy views over frame bytes (to be written).

@@ -1,0 +1,17 @@
+//! `nic`: everything that touches raw memory or the kernel's AF_XDP and BPF interfaces.
+//!
+//! This is the only crate of the workspace that contains `unsafe`; every block carries a
+//! `// SAFETY:` line. Everything above it (engine, apps) is safe code.
+//!
+//! * [`mem`]: memory regions (2 MiB / 1 GiB hugepages, normal pages, heap for tests).
+//! * [`umem`]: the UMEM (region + geometry + the shared free list of chunks).
+//! * [`frame`]: [`frame::Frame`], the exclusive handle to one chunk, and [`frame::FrameBuf`].
+//! * [`pool`]: [`pool::PoolCache`], the per-lcore cache in front of the UMEM free list.
+//! * [`ring`]: the four AF_XDP rings on the kernel's ring protocol.
+//! * [`xsk`]: AF_XDP sockets (create, register/share UMEM, bind, options, statistics).
+//! * [`port`]: the [`port::Port`] trait and its implementations (XSK, simulated, null).
+//! * [`xdp`]: the XDP program that steers claimed traffic to the sockets.
+//! * [`netns`]: network namespaces and veth pairs for tests, the demo and benchmarks.
+
+pub mod netns;
+pub mod xdp;
