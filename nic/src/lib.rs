@@ -5,13 +5,31 @@
 //!
 //! * [`mem`]: memory regions (2 MiB / 1 GiB hugepages, normal pages, heap for tests).
 //! * [`umem`]: the UMEM (region + geometry + the shared free list of chunks).
-//! * [`frame`]: [`frame::Frame`], the exclusive handle to one chunk, and [`frame::FrameBuf`].
-//! * [`pool`]: [`pool::PoolCache`], the per-lcore cache in front of the UMEM free list.
+//! * [`frame`]: [`Frame`], the exclusive handle to one chunk, and [`FrameBuf`].
+//! * [`pool`]: [`PoolCache`], the per-lcore cache in front of the UMEM free list.
 //! * [`ring`]: the four AF_XDP rings on the kernel's ring protocol.
 //! * [`xsk`]: AF_XDP sockets (create, register/share UMEM, bind, options, statistics).
-//! * [`port`]: the [`port::Port`] trait and its implementations (XSK, simulated, null).
+//! * [`port`]: the [`Port`] trait and its implementations (XSK, simulated, null).
+//! * [`sim`]: the simulated kernel behind [`sim::sim_port`].
 //! * [`xdp`]: the XDP program that steers claimed traffic to the sockets.
 //! * [`netns`]: network namespaces and veth pairs for tests, the demo and benchmarks.
+//! * [`sys`]: checked libc wrappers (syscalls with their errno).
 
+pub mod frame;
+pub mod mem;
 pub mod netns;
+pub mod pool;
+pub mod port;
+pub mod ring;
+pub mod sim;
+pub mod sys;
+pub mod umem;
 pub mod xdp;
+pub mod xsk;
+
+pub use frame::{Frame, FrameBuf};
+pub use mem::{Backing, PageSize, Region};
+pub use pool::PoolCache;
+pub use port::{AnyPort, NullPort, Port, PortCounters, RingPort};
+pub use umem::{Umem, UmemConfig};
+pub use xsk::{BindMode, BusyPoll, XdpStatistics, XskConfig, XskError};

@@ -1,0 +1,248 @@
+//! Thin, checked wrappers over the libc calls the AF_XDP code needs.
+//!
+//! Every function here returns `io::Result` and never swallows an errno; callers attach the
+//! interface/queue context (see [`crate::xsk::XskError`]). The kernel ABI structs come from
+//! `libc` (`linux/if_xdp.h` mirrors); this module only adds the calls and two constants libc
+//! does not export.
+
+use std::ffi::CString;
+use std::io;
+use std::mem::{size_of, MaybeUninit};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// `XDP_PACKET_HEADROOM`: the kernel places received data this far into a chunk (after the
+/// UMEM headroom) in copy mode and in most zero-copy drivers.
+pub const XDP_PACKET_HEADROOM: u32 = 256;
+
+/// Smallest chunk the kernel accepts (`XDP_UMEM_MIN_CHUNK_SIZE`).
+pub const XDP_UMEM_MIN_CHUNK_SIZE: u32 = 2048;
+
+/// Creates an `AF_XDP` socket (close-on-exec).
+pub fn xsk_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with constant arguments; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a freshly created descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `setsockopt` with a plain-old-data value.
+pub fn setsockopt<T: Copy>(fd: BorrowedFd<'_>, level: i32, name: i32, value: &T) -> io::Result<()> {
+    // SAFETY: `value` points to `size_of::<T>()` readable bytes for the duration of the call;
+    // the kernel copies them and keeps no reference.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `getsockopt` into a plain-old-data value. Returns the value and the length the kernel wrote,
+/// so callers can detect older, shorter struct versions (e.g. `xdp_statistics` v1).
+pub fn getsockopt<T: Copy>(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<(T, usize)> {
+    let mut value = MaybeUninit::<T>::zeroed();
+    let mut len = size_of::<T>() as libc::socklen_t;
+    // SAFETY: `value` has room for `len` bytes and `len` is passed by pointer as the ABI wants.
+    let rc = unsafe {
+        libc::getsockopt(fd.as_raw_fd(), level, name, value.as_mut_ptr().cast(), &mut len)
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the value was zero-initialised and `T: Copy` is only used with kernel POD structs
+    // (integers and arrays of integers) for which every bit pattern is valid.
+    Ok((unsafe { value.assume_init() }, len as usize))
+}
+
+/// Binds an AF_XDP socket.
+pub fn bind_xdp(fd: BorrowedFd<'_>, addr: &libc::sockaddr_xdp) -> io::Result<()> {
+    // SAFETY: `addr` is a valid `sockaddr_xdp` for the duration of the call.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (addr as *const libc::sockaddr_xdp).cast(),
+            size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A shared read/write mapping of a socket's ring (`mmap(MAP_SHARED | MAP_POPULATE)`).
+/// Unmapped on drop.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a mapping is plain memory; synchronisation of its contents is the ring protocol's job.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; `Mapping` itself exposes only the pointer and length.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd` at page offset `offset`.
+    pub fn socket_ring(fd: BorrowedFd<'_>, len: usize, offset: u64) -> io::Result<Mapping> {
+        // SAFETY: we request a fresh mapping (addr = NULL) and check the result.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                offset as libc::off_t,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = std::ptr::NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+        Ok(Mapping { ptr, len })
+    }
+
+    /// Start of the mapping.
+    pub fn ptr(&self) -> std::ptr::NonNull<u8> {
+        self.ptr
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the mapping is empty (never, in practice).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` describe a mapping created by `mmap` and not unmapped before.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Resolves an interface name to its index in the current network namespace.
+pub fn if_nametoindex(name: &str) -> io::Result<u32> {
+    let c = CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name contains NUL"))?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(idx)
+}
+
+/// Outcome of a non-blocking kick (`sendto`/`recvfrom` with `MSG_DONTWAIT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    /// The kernel accepted the wakeup.
+    Done,
+    /// `EAGAIN`/`EBUSY`/`ENOBUFS`: the kernel is busy or out of resources; try again later.
+    Busy,
+    /// Any other errno (counted separately; e.g. `ENETDOWN`, `ENXIO`).
+    Failed(i32),
+}
+
+fn classify(rc: isize) -> Kick {
+    if rc >= 0 {
+        return Kick::Done;
+    }
+    let e = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    match e {
+        libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::EINTR => Kick::Busy,
+        _ => Kick::Failed(e),
+    }
+}
+
+/// TX kick: `sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0)`.
+pub fn kick_tx(fd: RawFd) -> Kick {
+    // SAFETY: a zero-length send with NULL buffers is the documented AF_XDP TX wakeup.
+    let rc = unsafe { libc::sendto(fd, std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
+    classify(rc)
+}
+
+/// RX/fill wakeup: `recvfrom(fd, NULL, 0, MSG_DONTWAIT, NULL, NULL)`; also drives busy polling.
+pub fn kick_rx(fd: RawFd) -> Kick {
+    // SAFETY: a zero-length receive with NULL buffers is the documented AF_XDP RX wakeup.
+    let rc = unsafe {
+        libc::recvfrom(fd, std::ptr::null_mut(), 0, libc::MSG_DONTWAIT, std::ptr::null_mut(), std::ptr::null_mut())
+    };
+    classify(rc)
+}
+
+/// Blocks until one of `fds` is readable or `timeout_ms` passes. Returns how many are ready.
+pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<usize> {
+    let mut pfds = [libc::pollfd { fd: -1, events: 0, revents: 0 }; 16];
+    let n = fds.len().min(pfds.len());
+    for (p, &fd) in pfds.iter_mut().zip(&fds[..n]) {
+        p.fd = fd;
+        p.events = libc::POLLIN;
+    }
+    // SAFETY: `pfds[..n]` is a valid, initialised array of pollfd for the duration of the call.
+    let rc = unsafe { libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, timeout_ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(0);
+        }
+        return Err(e);
+    }
+    Ok(rc as usize)
+}
+
+/// Pins the calling thread to `cpu` with `sched_setaffinity`.
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("cpu {cpu} out of range")));
+    }
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` < CPU_SETSIZE, checked above.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t; pid 0 means the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The CPU the calling thread runs on right now.
+pub fn current_cpu() -> Option<usize> {
+    // SAFETY: no arguments; returns -1 on error.
+    let c = unsafe { libc::sched_getcpu() };
+    (c >= 0).then_some(c as usize)
+}
+
+/// Reads the time-stamp counter (x86_64) or a monotonic nanosecond clock elsewhere.
+/// Cheap enough to call once per poll-loop iteration; only differences are meaningful.
+#[inline]
+pub fn cycles() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: RDTSC has no preconditions on x86_64.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        use std::time::Instant;
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    }
+}
