@@ -261,7 +261,9 @@ impl<'u> Port<'u> for RingPort<'u> {
         if free > 0 {
             let posted = self.fill.refill(cache, free);
             self.counters.fill_posted += posted as u64;
-            if posted < free && posted < self.fill.size() / 4 {
+            if posted < free {
+                // The pool ran dry before the fill ring was full: the kernel may soon have no
+                // buffer to receive into (see rx_fill_ring_empty_descs).
                 self.counters.fill_short += 1;
             }
         }
@@ -352,6 +354,7 @@ impl<'u> Port<'u> for NullPort {
 
 /// Any port, dispatched with one `match` per call (per burst), not a virtual call.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per lcore queue, never moved on the hot path
 pub enum AnyPort<'u> {
     /// AF_XDP socket or simulated rings.
     Ring(RingPort<'u>),

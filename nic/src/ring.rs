@@ -279,19 +279,24 @@ pub struct FillRing {
 }
 
 impl FillRing {
-    /// Moves up to `want` chunks from `cache` onto the ring; returns how many were posted.
+    /// Moves up to `want` chunks from `cache` (refilling it from the UMEM free list as needed)
+    /// onto the ring with one publication; returns how many were posted.
     #[inline]
     pub fn refill(&mut self, cache: &mut PoolCache<'_>, want: u32) -> u32 {
         let free = self.core.prod_free(want).min(want);
-        if free == 0 {
-            return 0;
+        let mut n = 0u32;
+        while n < free {
+            let addrs = cache.top_addrs((free - n) as usize);
+            if addrs.is_empty() {
+                break;
+            }
+            let k = addrs.len() as u32;
+            for (i, &a) in addrs.iter().enumerate() {
+                self.core.prod_write(n + i as u32, a);
+            }
+            cache.consume_top(k as usize);
+            n += k;
         }
-        let addrs = cache.top_addrs(free as usize);
-        let n = addrs.len() as u32;
-        for (i, &a) in addrs.iter().enumerate() {
-            self.core.prod_write(i as u32, a);
-        }
-        cache.consume_top(n as usize);
         if n > 0 {
             self.core.prod_submit(n);
         }
@@ -408,10 +413,8 @@ impl TxRing {
             bytes += f.len() as u64;
             self.core.prod_write(i as u32, XdpDesc { addr: f.desc_addr(), len: f.len() as u32, options: 0 });
         }
-        // The frames' ownership passes to the kernel with the descriptors.
-        for f in frames.drain_front(n as usize) {
-            std::mem::forget(f);
-        }
+        // The frames' ownership passes to the kernel with the descriptors: the handles go.
+        frames.drain_front(n as usize).for_each(|_sent| {});
         if n > 0 {
             self.core.prod_submit(n);
         }
