@@ -1,4 +1,24 @@
 //! `engine`: typed wire views, batches and verdicts, the App trait, the pinned poll-mode loop.
+//!
+//! * [`wire`]: zero-copy packet views (`new_checked` on input) and `Repr`s for emitting.
+//! * [`app`]: the [`App`] trait, its context [`Ctx`], [`Verdict`] and [`DropReason`].
+//! * [`batch`]: [`Batch`], one burst with one verdict per frame.
+//! * [`lcore`]: the pinned poll-mode loop ([`Lcore`], [`LcoreBuilder`]).
+//! * [`stats`]: per-lcore counters, the burst-size histogram and published snapshots.
+//! * [`time`]: the TSC loop clock and the [`Instant`] that protocol code receives.
+//!
+//! This crate contains no `unsafe`: everything that touches raw memory lives in `nic`.
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod batch;
+pub mod lcore;
+pub mod stats;
+pub mod time;
 pub mod wire;
+
+pub use app::{App, Ctx, DropCounters, DropReason, TxPort, Verdict};
+pub use batch::Batch;
+pub use lcore::{IdleMode, Lcore, LcoreBuilder, LcoreOptions, DEFAULT_BURST};
+pub use stats::{LcoreCounters, LcoreSnapshot, QueueSnapshot, Rates, SharedSnapshot};
+pub use time::{Clock, Instant};

@@ -1,0 +1,210 @@
+//! Per-lcore counters and their publication.
+//!
+//! The hot path increments plain integers in an lcore-owned, cache-line-aligned
+//! [`LcoreCounters`]; nothing is shared per packet. Every publication period (default 100 ms,
+//! checked once per loop iteration against the loop clock) the lcore copies its counters, its
+//! ports' counters, the kernel's XDP statistics (a syscall, at most once per second) and its
+//! apps' reports into a [`LcoreSnapshot`] behind a mutex it only `try_lock`s — a reader can
+//! delay a publication, never the data path. Readers (the daemon's once-per-second line, the
+//! final summary, metrics) compute rates from two snapshots.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nic::pool::CacheStats;
+use nic::{PortCounters, XdpStatistics};
+
+use crate::app::DropCounters;
+
+/// Buckets of the burst-size histogram: 0, 1, 2–3, 4–7, …, 128–255, ≥256.
+pub const BURST_BUCKETS: usize = 10;
+
+/// Histogram bucket of a burst of `n` frames.
+#[inline]
+pub fn burst_bucket(n: usize) -> usize {
+    ((usize::BITS - n.leading_zeros()) as usize).min(BURST_BUCKETS - 1)
+}
+
+/// Label of a histogram bucket ("0", "1", "2-3", …, "256+").
+pub fn bucket_label(b: usize) -> String {
+    match b {
+        0 => "0".into(),
+        1 => "1".into(),
+        b if b == BURST_BUCKETS - 1 => format!("{}+", 1 << (b - 1)),
+        b => format!("{}-{}", 1 << (b - 1), (1 << b) - 1),
+    }
+}
+
+/// Counters of one lcore (owned by it; plain `+=` on the hot path).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[repr(align(64))]
+pub struct LcoreCounters {
+    /// Loop iterations.
+    pub iterations: u64,
+    /// Iterations in which no frame was received, sent or produced.
+    pub idle_iterations: u64,
+    /// RX bursts that returned no frame (per queue poll).
+    pub empty_polls: u64,
+    /// Frames received on all queues.
+    pub rx_frames: u64,
+    /// Frames posted to TX rings of local ports.
+    pub tx_frames: u64,
+    /// Frames handed to other lcores.
+    pub handoff_out: u64,
+    /// Frames taken from other lcores.
+    pub handoff_in: u64,
+    /// Times the lcore slept in `poll()` (idle = "poll").
+    pub sleeps: u64,
+    /// Drops by reason.
+    pub drops: DropCounters,
+    /// Burst-size histogram of RX polls (see [`burst_bucket`]).
+    pub burst_hist: [u64; BURST_BUCKETS],
+}
+
+/// What one (port, queue) looked like at publication time.
+#[derive(Debug, Clone, Default)]
+pub struct QueueSnapshot {
+    /// "port:queue".
+    pub name: String,
+    /// Port counters.
+    pub port: PortCounters,
+    /// Kernel XDP statistics (AF_XDP ports; refreshed at most once per second).
+    pub xdp: Option<XdpStatistics>,
+    /// App name.
+    pub app: String,
+    /// App counters.
+    pub app_counters: Vec<(&'static str, u64)>,
+}
+
+/// A published copy of an lcore's state.
+#[derive(Debug, Clone, Default)]
+pub struct LcoreSnapshot {
+    /// Lcore name.
+    pub name: String,
+    /// CPU it is pinned to.
+    pub cpu: Option<usize>,
+    /// Time since the loop started.
+    pub elapsed: Duration,
+    /// Loop counters.
+    pub counters: LcoreCounters,
+    /// Frame cache counters.
+    pub cache: CacheStats,
+    /// Per-queue state.
+    pub queues: Vec<QueueSnapshot>,
+    /// Whether the loop is still running.
+    pub running: bool,
+    /// Configured burst size.
+    pub burst: usize,
+}
+
+/// Shared handle to an lcore's published snapshot.
+pub type SharedSnapshot = Arc<Mutex<LcoreSnapshot>>;
+
+impl LcoreSnapshot {
+    /// Port counters summed over the lcore's queues.
+    pub fn port_totals(&self) -> PortCounters {
+        let mut t = PortCounters::default();
+        for q in &self.queues {
+            let p = &q.port;
+            t.rx_packets += p.rx_packets;
+            t.rx_bytes += p.rx_bytes;
+            t.tx_packets += p.tx_packets;
+            t.tx_bytes += p.tx_bytes;
+            t.tx_kicks += p.tx_kicks;
+            t.tx_kicks_busy += p.tx_kicks_busy;
+            t.tx_kick_errors += p.tx_kick_errors;
+            t.rx_wakeups += p.rx_wakeups;
+            t.rx_wakeup_errors += p.rx_wakeup_errors;
+            t.fill_posted += p.fill_posted;
+            t.fill_short += p.fill_short;
+            t.comp_reaped += p.comp_reaped;
+            t.rx_invalid_descs += p.rx_invalid_descs;
+            t.rx_empty_polls += p.rx_empty_polls;
+        }
+        t
+    }
+}
+
+/// Rates between two snapshots of the same lcore.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rates {
+    /// Seconds between the snapshots.
+    pub secs: f64,
+    /// Received frames per second.
+    pub rx_pps: f64,
+    /// Transmitted frames per second.
+    pub tx_pps: f64,
+    /// Received bits per second (L2, no FCS).
+    pub rx_bps: f64,
+    /// Transmitted bits per second.
+    pub tx_bps: f64,
+    /// Share of RX polls that returned nothing.
+    pub empty_poll_ratio: f64,
+    /// Share of loop iterations that did nothing.
+    pub idle_ratio: f64,
+}
+
+impl Rates {
+    /// Rates from `prev` to `cur`.
+    pub fn between(prev: &LcoreSnapshot, cur: &LcoreSnapshot) -> Rates {
+        let secs = cur.elapsed.saturating_sub(prev.elapsed).as_secs_f64();
+        if secs <= 0.0 {
+            return Rates::default();
+        }
+        let (p, c) = (prev.port_totals(), cur.port_totals());
+        let d = |a: u64, b: u64| b.saturating_sub(a) as f64;
+        let polls = cur.counters.burst_hist.iter().sum::<u64>() as f64 - prev.counters.burst_hist.iter().sum::<u64>() as f64;
+        let iters = d(prev.counters.iterations, cur.counters.iterations);
+        Rates {
+            secs,
+            rx_pps: d(p.rx_packets, c.rx_packets) / secs,
+            tx_pps: d(p.tx_packets, c.tx_packets) / secs,
+            rx_bps: d(p.rx_bytes, c.rx_bytes) * 8.0 / secs,
+            tx_bps: d(p.tx_bytes, c.tx_bytes) * 8.0 / secs,
+            empty_poll_ratio: if polls > 0.0 { d(prev.counters.empty_polls, cur.counters.empty_polls) / polls } else { 0.0 },
+            idle_ratio: if iters > 0.0 { d(prev.counters.idle_iterations, cur.counters.idle_iterations) / iters } else { 0.0 },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_log2() {
+        assert_eq!(burst_bucket(0), 0);
+        assert_eq!(burst_bucket(1), 1);
+        assert_eq!(burst_bucket(2), 2);
+        assert_eq!(burst_bucket(3), 2);
+        assert_eq!(burst_bucket(64), 7);
+        assert_eq!(burst_bucket(127), 7);
+        assert_eq!(burst_bucket(256), 9);
+        assert_eq!(burst_bucket(10_000), 9);
+        assert_eq!(bucket_label(0), "0");
+        assert_eq!(bucket_label(3), "4-7");
+        assert_eq!(bucket_label(9), "256+");
+    }
+
+    #[test]
+    fn counters_fill_a_cache_line() {
+        assert_eq!(std::mem::align_of::<LcoreCounters>(), 64);
+    }
+
+    #[test]
+    fn rates_from_two_snapshots() {
+        let mut a = LcoreSnapshot::default();
+        a.queues.push(QueueSnapshot::default());
+        let mut b = a.clone();
+        b.elapsed = Duration::from_secs(2);
+        b.queues[0].port.rx_packets = 2_000_000;
+        b.queues[0].port.rx_bytes = 128_000_000;
+        b.counters.burst_hist[7] = 100;
+        b.counters.burst_hist[0] = 100;
+        b.counters.empty_polls = 100;
+        let r = Rates::between(&a, &b);
+        assert_eq!(r.rx_pps, 1e6);
+        assert_eq!(r.rx_bps, 512e6);
+        assert_eq!(r.empty_poll_ratio, 0.5);
+    }
+}
