@@ -836,22 +836,30 @@ impl XdpProgram {
         };
 
         // Confirm with the kernel what was obtained.
-        let st = netlink::query(ifindex).map_err(|e| XdpError::nl(ifname, XdpOp::VerifyAttach, &e));
-        let confirmed = match (&st, mode) {
-            (Ok(s), AttachedMode::Native) => s.drv_prog_id == prog_id,
-            (Ok(s), AttachedMode::Generic) => s.skb_prog_id == prog_id,
-            (Err(_), _) => false,
+        let err = match netlink::query(ifindex) {
+            Ok(s) => {
+                let slot_id = match mode {
+                    AttachedMode::Native => s.drv_prog_id,
+                    AttachedMode::Generic => s.skb_prog_id,
+                };
+                (slot_id != prog_id).then(|| {
+                    XdpError::failed(
+                        ifname,
+                        XdpOp::VerifyAttach,
+                        None,
+                        format!(
+                            "program {prog_id} is not in the {mode} slot after attach \
+                             (native id {}, generic id {})",
+                            s.drv_prog_id, s.skb_prog_id
+                        ),
+                    )
+                })
+            }
+            Err(e) => Some(XdpError::nl(ifname, XdpOp::VerifyAttach, &e)),
         };
-        if !confirmed {
-            let detail = match st {
-                Ok(s) => format!(
-                    "program {prog_id} is not in the {mode} slot after attach (native id {}, generic id {})",
-                    s.drv_prog_id, s.skb_prog_id
-                ),
-                Err(e) => e.to_string(),
-            };
+        if let Some(err) = err {
             let _ = me.detach_inner();
-            return Err(XdpError::failed(ifname, XdpOp::VerifyAttach, None, detail));
+            return Err(err);
         }
         tracing::debug!(iface = %ifname, ifindex, prog_id, mode = %mode, "XDP program attached");
         Ok(me)
@@ -1111,9 +1119,15 @@ fn attach_in(
         Err(_) => {
             // aya attached through netlink (bpf_link_create said EINVAL). Converting consumed
             // aya's handle without detaching, so we own a netlink attachment now.
-            let netns = std::fs::File::open("/proc/thread-self/ns/net")
-                .map(OwnedFd::from)
-                .map_err(|e| XdpError::io(ifname, op, &e))?;
+            let netns = match std::fs::File::open("/proc/thread-self/ns/net") {
+                Ok(f) => OwnedFd::from(f),
+                Err(e) => {
+                    // Without the namespace handle we could not detach later: undo it now.
+                    let fd = prog.fd().map(|fd| fd.as_fd()).ok();
+                    let _ = netlink::set_xdp(ifindex, None, slot.flags(), fd);
+                    return Err(XdpError::io(ifname, op, &e));
+                }
+            };
             tracing::warn!(iface = %ifname, "bpf_link attach unavailable, XDP attached through netlink");
             Ok(Attachment::Netlink { slot, netns })
         }
