@@ -82,7 +82,7 @@ mod field {
 pub const ETHERNET_IPV4_LEN: usize = field::TPA(6, 4).end;
 
 /// A view of an ARP packet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArpPacket<T: AsRef<[u8]>> {
     buffer: T,
 }

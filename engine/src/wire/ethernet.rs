@@ -222,7 +222,7 @@ pub const HEADER_LEN: usize = field::PAYLOAD.start;
 pub const VLAN_TAG_LEN: usize = 4;
 
 /// A view of an Ethernet II frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EthernetFrame<T: AsRef<[u8]>> {
     buffer: T,
 }
@@ -336,6 +336,18 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     pub fn l3_payload(&self) -> Result<&[u8]> {
         let offset = self.l3_info()?.offset;
         self.buffer.as_ref().get(offset..).ok_or(Error)
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> EthernetFrame<&'a T> {
+    /// The network-layer bytes behind an optional tag (see [`Self::l3_info`]),
+    /// borrowed from the underlying buffer rather than from the view, so it can outlive the
+    /// view (for example in a `TcpRepr<'a>` returned from a parsing helper).
+    #[inline]
+    pub fn into_l3_payload(self) -> Result<&'a [u8]> {
+        let offset = self.l3_info()?.offset;
+        let data: &'a [u8] = self.buffer.as_ref();
+        data.get(offset..).ok_or(Error)
     }
 }
 
@@ -457,6 +469,8 @@ pub(super) mod tests {
         if let Ok(l3) = frame.l3_info() {
             assert!(l3.offset <= frame.buffer.as_ref().len());
             assert!(frame.l3_payload().is_ok());
+            let view = EthernetFrame::new_unchecked(frame.buffer.as_ref());
+            assert_eq!(view.into_l3_payload(), frame.l3_payload());
         }
         let _ = EthernetRepr::parse(frame);
     }

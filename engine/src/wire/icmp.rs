@@ -69,7 +69,7 @@ mod field {
 pub const HEADER_LEN: usize = field::DATA.start;
 
 /// A view of an ICMPv4 message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Icmpv4Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
@@ -161,6 +161,17 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
             return true;
         }
         checksum::data(self.buffer.as_ref()) == 0xffff
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Icmpv4Packet<&'a T> {
+    /// Everything after the header,
+    /// borrowed from the underlying buffer rather than from the view, so it can outlive the
+    /// view (for example in a `TcpRepr<'a>` returned from a parsing helper).
+    #[inline]
+    pub fn into_data(self) -> &'a [u8] {
+        let data: &'a [u8] = self.buffer.as_ref();
+        data.get(field::DATA).unwrap_or_default()
     }
 }
 
@@ -365,6 +376,10 @@ pub(super) mod tests {
         let _ = (p.msg_type(), p.msg_code(), p.checksum(), p.echo_ident());
         let _ = (p.echo_seq_no(), p.next_hop_mtu(), p.verify_checksum());
         assert_eq!(p.rest_of_header().len(), 4);
+        assert_eq!(
+            Icmpv4Packet::new_unchecked(p.buffer.as_ref()).into_data(),
+            p.data()
+        );
         assert_eq!(p.data().len() + 8, p.buffer.as_ref().len());
         let _ = p.msg_type().to_string();
         if let Ok(repr) = Icmpv4Repr::parse(&Icmpv4Packet::new_unchecked(p.buffer.as_ref())) {

@@ -37,7 +37,7 @@ const FLAG_MF: u16 = 0x2000;
 const FRAG_OFFSET_MASK: u16 = 0x1fff;
 
 /// A view of an IPv4 packet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv4Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
@@ -206,6 +206,18 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
             return true;
         }
         checksum::data(self.header_bytes()) == 0xffff
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Ipv4Packet<&'a T> {
+    /// The payload (`IHL*4..total_len`),
+    /// borrowed from the underlying buffer rather than from the view, so it can outlive the
+    /// view (for example in a `TcpRepr<'a>` returned from a parsing helper).
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        let range = usize::from(self.header_len())..usize::from(self.total_len());
+        let data: &'a [u8] = self.buffer.as_ref();
+        data.get(range).unwrap_or_default()
     }
 }
 
@@ -464,6 +476,10 @@ pub(super) mod tests {
             p.verify_checksum(),
         );
         let (options, payload) = (p.options().len(), p.payload().len());
+        assert_eq!(
+            Ipv4Packet::new_unchecked(p.buffer.as_ref()).into_payload(),
+            p.payload()
+        );
         if p.check_len().is_ok() {
             assert_eq!(options + 20, usize::from(p.header_len()));
             assert_eq!(

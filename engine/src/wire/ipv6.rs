@@ -29,7 +29,7 @@ pub const HEADER_LEN: usize = field::DST_ADDR.end;
 const FLOW_LABEL_MASK: u32 = 0x000f_ffff;
 
 /// A view of an IPv6 packet (fixed header and payload).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv6Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
@@ -129,6 +129,18 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
             .as_ref()
             .get(HEADER_LEN..end)
             .unwrap_or_default()
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Ipv6Packet<&'a T> {
+    /// The payload (`payload_len` bytes after the fixed header),
+    /// borrowed from the underlying buffer rather than from the view, so it can outlive the
+    /// view (for example in a `TcpRepr<'a>` returned from a parsing helper).
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        let end = HEADER_LEN + usize::from(self.payload_len());
+        let data: &'a [u8] = self.buffer.as_ref();
+        data.get(HEADER_LEN..end).unwrap_or_default()
     }
 }
 
@@ -271,6 +283,10 @@ pub(super) mod tests {
         );
         let _ = (p.hop_limit(), p.src_addr(), p.dst_addr());
         let payload = p.payload().len();
+        assert_eq!(
+            Ipv6Packet::new_unchecked(p.buffer.as_ref()).into_payload(),
+            p.payload()
+        );
         if p.check_len().is_ok() {
             assert_eq!(payload, usize::from(p.payload_len()));
         }

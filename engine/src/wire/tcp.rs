@@ -296,7 +296,7 @@ impl<'a> Iterator for TcpOptions<'a> {
 impl FusedIterator for TcpOptions<'_> {}
 
 /// A view of a TCP segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
@@ -481,6 +481,18 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
             return true;
         }
         ip::transport_checksum_ok(ips, IpProtocol::TCP, self.buffer.as_ref())
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> TcpPacket<&'a T> {
+    /// The payload (everything after the header),
+    /// borrowed from the underlying buffer rather than from the view, so it can outlive the
+    /// view (for example in a `TcpRepr<'a>` returned from a parsing helper).
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        let start = usize::from(self.header_len());
+        let data: &'a [u8] = self.buffer.as_ref();
+        data.get(start..).unwrap_or_default()
     }
 }
 
@@ -796,19 +808,22 @@ impl<'a> TcpRepr<'a> {
     /// Option bytes other than SACK blocks.
     #[inline]
     const fn fixed_options_len(&self) -> usize {
-        (if self.max_seg_size.is_some() {
+        let mss = if self.max_seg_size.is_some() {
             MSS_SPACE
         } else {
             0
-        }) + match (self.sack_permitted, self.timestamp.is_some()) {
+        };
+        let sack_perm_and_ts = match (self.sack_permitted, self.timestamp.is_some()) {
             (_, true) => TSTAMP_SPACE,
             (true, false) => SACKPERM_SPACE,
             (false, false) => 0,
-        } + (if self.window_scale.is_some() {
+        };
+        let ws = if self.window_scale.is_some() {
             WS_SPACE
         } else {
             0
-        })
+        };
+        mss + sack_perm_and_ts + ws
     }
 
     /// How many of `sack_ranges` `emit` writes: as many as fit after the other options.
@@ -953,6 +968,10 @@ pub(super) mod tests {
         );
         let _ = (p.urgent_at(), p.segment_len(), p.verify_checksum(ips));
         let (options, payload) = (p.options().len(), p.payload().len());
+        assert_eq!(
+            TcpPacket::new_unchecked(p.buffer.as_ref()).into_payload(),
+            p.payload()
+        );
         if p.check_len().is_ok() {
             assert_eq!(20 + options + payload, p.buffer.as_ref().len());
         }

@@ -20,7 +20,7 @@ mod field {
 pub const HEADER_LEN: usize = field::CHECKSUM.end;
 
 /// A view of a UDP datagram.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UdpPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
@@ -113,6 +113,18 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
             return !ips.is_v6();
         }
         ip::transport_checksum_ok(ips, IpProtocol::UDP, self.datagram())
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> UdpPacket<&'a T> {
+    /// The payload (`8..length`),
+    /// borrowed from the underlying buffer rather than from the view, so it can outlive the
+    /// view (for example in a `TcpRepr<'a>` returned from a parsing helper).
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        let end = usize::from(self.len());
+        let data: &'a [u8] = self.buffer.as_ref();
+        data.get(HEADER_LEN..end).unwrap_or_default()
     }
 }
 
@@ -249,6 +261,10 @@ pub(super) mod tests {
         let _ = (p.src_port(), p.dst_port(), p.len(), p.checksum());
         let _ = (p.verify_checksum(ips), p.verify_checksum(&ips.reversed()));
         let payload = p.payload().len();
+        assert_eq!(
+            UdpPacket::new_unchecked(p.buffer.as_ref()).into_payload(),
+            p.payload()
+        );
         if p.check_len().is_ok() {
             assert_eq!(payload + 8, usize::from(p.len()));
         }
