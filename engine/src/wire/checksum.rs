@@ -1,0 +1,311 @@
+//! The internet checksum (RFC 1071), the IPv4/IPv6 pseudo-header sums, and incremental updates
+//! (RFC 1624).
+//!
+//! Owns the arithmetic only; the views decide which bytes are summed. Every function is total (no
+//! panics for any input) and allocation-free.
+//!
+//! Conventions: [`data`], [`combine`] and the pseudo-header functions return the *folded
+//! one's-complement sum* (not yet inverted). A header checksum field holds `!sum`; a received
+//! header is valid when the sum over it, checksum field included, is `0xffff`.
+//!
+//! [`data`] reads 16 bytes per iteration as two native-endian `u64` words into two independent
+//! accumulators with end-around carry, and byte-swaps the folded result once at the end. This is
+//! the byte-order independence of RFC 1071 §2(B): the one's-complement sum of byte-swapped words
+//! is the byte-swapped sum.
+
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+use super::ip::IpProtocol;
+
+/// Adds two `u64` in one's-complement arithmetic (end-around carry).
+#[inline(always)]
+const fn add_u64(acc: u64, word: u64) -> u64 {
+    let (sum, carry) = acc.overflowing_add(word);
+    // If the add overflowed, `sum <= u64::MAX - 1`, so adding the carry back cannot overflow.
+    sum + carry as u64
+}
+
+/// Folds a 64-bit one's-complement accumulator down to 16 bits.
+#[inline]
+const fn fold(mut acc: u64) -> u16 {
+    // Each step at least halves the width; four steps take any u64 below 2^16 + 1, the loop
+    // ends after at most five.
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// The folded one's-complement sum of `bytes`, read as big-endian 16-bit words (an odd final
+/// byte is padded with a zero byte, as RFC 1071 says).
+///
+/// Returns `0` only for all-zero input. The checksum to store in a header is `!data(..)` (or
+/// `!combine(&[pseudo, data(..)])`).
+#[inline]
+pub fn data(bytes: &[u8]) -> u16 {
+    let mut acc0: u64 = 0;
+    let mut acc1: u64 = 0;
+    let mut chunks = bytes.chunks_exact(16);
+    for chunk in &mut chunks {
+        let (lo, hi) = chunk.split_at(8);
+        acc0 = add_u64(acc0, word(lo));
+        acc1 = add_u64(acc1, word(hi));
+    }
+    let rest = chunks.remainder();
+    let (eight, tail) = rest.split_at(rest.len() & !7);
+    if !eight.is_empty() {
+        acc0 = add_u64(acc0, word(eight));
+    }
+    if !tail.is_empty() {
+        let mut padded = [0u8; 8];
+        for (dst, src) in padded.iter_mut().zip(tail) {
+            *dst = *src;
+        }
+        acc1 = add_u64(acc1, u64::from_ne_bytes(padded));
+    }
+    // Summing native-endian words gives the byte-swapped sum on little-endian machines;
+    // `from_be` swaps it back there and is the identity on big-endian ones.
+    u16::from_be(fold(add_u64(acc0, acc1)))
+}
+
+/// Reads an eight-byte slice as a native-endian `u64` (callers pass exactly eight bytes).
+#[inline(always)]
+fn word(bytes: &[u8]) -> u64 {
+    bytes.try_into().map_or(0, u64::from_ne_bytes)
+}
+
+/// One's-complement sum of two folded sums.
+#[inline]
+pub const fn add(a: u16, b: u16) -> u16 {
+    fold(a as u64 + b as u64)
+}
+
+/// One's-complement sum of several folded sums (for example a pseudo-header sum and a
+/// [`data`] sum).
+#[inline]
+pub fn combine(sums: &[u16]) -> u16 {
+    fold(sums.iter().map(|&s| u64::from(s)).sum())
+}
+
+/// Sum of the IPv4 pseudo header: source, destination, zero, protocol, upper-layer length.
+///
+/// `length` is the length of the UDP datagram or TCP segment (header and payload).
+#[inline]
+pub fn pseudo_header_v4(src: &Ipv4Addr, dst: &Ipv4Addr, protocol: IpProtocol, length: u32) -> u16 {
+    let s = u32::from(*src);
+    let d = u32::from(*dst);
+    let sum = u64::from(s >> 16)
+        + u64::from(s & 0xffff)
+        + u64::from(d >> 16)
+        + u64::from(d & 0xffff)
+        + u64::from(protocol.0)
+        + u64::from(length >> 16)
+        + u64::from(length & 0xffff);
+    fold(sum)
+}
+
+/// Sum of the IPv6 pseudo header (RFC 8200 §8.1): source, destination, upper-layer packet
+/// length (32 bits), three zero bytes, next header.
+#[inline]
+pub fn pseudo_header_v6(
+    src: &Ipv6Addr,
+    dst: &Ipv6Addr,
+    next_header: IpProtocol,
+    length: u32,
+) -> u16 {
+    let s = u128::from(*src);
+    let d = u128::from(*dst);
+    let sum = sum_u128(s)
+        + sum_u128(d)
+        + u64::from(length >> 16)
+        + u64::from(length & 0xffff)
+        + u64::from(next_header.0);
+    fold(sum)
+}
+
+/// Sum of the eight 16-bit words of a `u128` (no folding; at most 8 * 0xffff).
+#[inline]
+fn sum_u128(v: u128) -> u64 {
+    (0..8).map(|i| ((v >> (16 * i)) & 0xffff) as u64).sum()
+}
+
+/// Updates a stored checksum after a 16-bit word of the covered data changed from `old` to
+/// `new` (RFC 1624, eqn. 3: `HC' = ~(~HC + ~m + m')`).
+///
+/// `checksum` and the result are the values stored in the header (already inverted). The result
+/// verifies exactly as a full recomputation would; it can differ from one only in the
+/// representation of zero (`0x0000` vs `0xffff`), which both verify.
+///
+/// For a UDP-over-IPv4 checksum of `0` ("no checksum"), leave the field alone instead of calling
+/// this.
+#[inline]
+pub const fn update_u16(checksum: u16, old: u16, new: u16) -> u16 {
+    !fold(!checksum as u64 + !old as u64 + new as u64)
+}
+
+/// Updates a stored checksum after a 32-bit field (an IPv4 address, a TCP sequence number)
+/// changed from `old` to `new`. Same rules as [`update_u16`]; the field must start at an even
+/// offset of the covered data.
+#[inline]
+pub const fn update_u32(checksum: u16, old: u32, new: u32) -> u16 {
+    let sum = !checksum as u64
+        + !(old >> 16) as u16 as u64
+        + !(old as u16) as u64
+        + (new >> 16) as u64
+        + (new & 0xffff) as u64;
+    !fold(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The textbook definition, 16 bits at a time.
+    fn naive(bytes: &[u8]) -> u16 {
+        let mut sum: u64 = 0;
+        for pair in bytes.chunks(2) {
+            let hi = u64::from(pair[0]) << 8;
+            let lo = pair.get(1).map_or(0, |&b| u64::from(b));
+            sum += hi | lo;
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum as u16
+    }
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 §3: the words 0001 f203 f4f5 f6f7 sum to ddf2.
+        let bytes = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(data(&bytes), 0xddf2);
+        assert_eq!(naive(&bytes), 0xddf2);
+    }
+
+    #[test]
+    fn known_ipv4_header() {
+        // A classic example header (checksum field b861 included): sums to ffff.
+        let hdr = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(data(&hdr), 0xffff);
+        let mut zeroed = hdr;
+        zeroed[10] = 0;
+        zeroed[11] = 0;
+        assert_eq!(!data(&zeroed), 0xb861);
+    }
+
+    #[test]
+    fn edge_lengths_and_values() {
+        assert_eq!(data(&[]), 0);
+        assert_eq!(data(&[0xab]), 0xab00);
+        assert_eq!(data(&[0xff; 2]), 0xffff);
+        assert_eq!(data(&[0; 100]), 0);
+        // Many all-ones words: the accumulators overflow and carry around many times.
+        assert_eq!(data(&[0xff; 4096]), 0xffff);
+        for len in 0..64 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| (i as u8).wrapping_mul(37) ^ 0x5a)
+                .collect();
+            assert_eq!(data(&bytes), naive(&bytes), "len {len}");
+        }
+    }
+
+    #[test]
+    fn pseudo_headers_match_their_byte_layout() {
+        let s4 = Ipv4Addr::new(192, 168, 0, 1);
+        let d4 = Ipv4Addr::new(10, 255, 0, 254);
+        let mut v4 = Vec::new();
+        v4.extend_from_slice(&s4.octets());
+        v4.extend_from_slice(&d4.octets());
+        v4.extend_from_slice(&[0, 17, 0x05, 0xdc]);
+        assert_eq!(
+            pseudo_header_v4(&s4, &d4, IpProtocol::UDP, 1500),
+            naive(&v4)
+        );
+
+        let s6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let d6: Ipv6Addr = "fe80::ffff:1234:5678:9abc".parse().unwrap();
+        let mut v6 = Vec::new();
+        v6.extend_from_slice(&s6.octets());
+        v6.extend_from_slice(&d6.octets());
+        v6.extend_from_slice(&70000u32.to_be_bytes());
+        v6.extend_from_slice(&[0, 0, 0, 6]);
+        assert_eq!(
+            pseudo_header_v6(&s6, &d6, IpProtocol::TCP, 70000),
+            naive(&v6)
+        );
+    }
+
+    #[test]
+    fn combine_and_add_agree() {
+        assert_eq!(combine(&[]), 0);
+        assert_eq!(combine(&[0xffff, 0x0001]), 0x0001);
+        assert_eq!(add(0xffff, 0x0001), 0x0001);
+        assert_eq!(
+            combine(&[0x8000, 0x8000, 0x1234]),
+            add(add(0x8000, 0x8000), 0x1234)
+        );
+    }
+
+    /// Sets the checksum of a buffer whose checksum field is at `at`, returns the stored value.
+    fn fill(buf: &mut [u8], at: usize) -> u16 {
+        buf[at..at + 2].copy_from_slice(&[0, 0]);
+        let c = !data(buf);
+        buf[at..at + 2].copy_from_slice(&c.to_be_bytes());
+        c
+    }
+
+    fn equal_mod_zero(a: u16, b: u16) -> bool {
+        a == b || (a | b == 0xffff && (a == 0 || b == 0))
+    }
+
+    proptest! {
+        #[test]
+        fn fast_sum_matches_naive(bytes in proptest::collection::vec(any::<u8>(), 0..600), skip in 0usize..8) {
+            // `skip` shifts the start so every alignment of the slice is exercised.
+            let s = &bytes[skip.min(bytes.len())..];
+            prop_assert_eq!(data(s), naive(s));
+        }
+
+        #[test]
+        fn incremental_u16_update_verifies(
+            mut buf in proptest::collection::vec(any::<u8>(), 24..64),
+            word_idx in 2usize..10,
+            new in any::<u16>(),
+        ) {
+            let len = buf.len() & !1;
+            let buf = &mut buf[..len];
+            let stored = fill(buf, 0);
+            let at = word_idx * 2;
+            let old = u16::from_be_bytes([buf[at], buf[at + 1]]);
+            buf[at..at + 2].copy_from_slice(&new.to_be_bytes());
+            let updated = update_u16(stored, old, new);
+            buf[0..2].copy_from_slice(&updated.to_be_bytes());
+            prop_assert_eq!(data(buf), 0xffff);
+            let recomputed = fill(buf, 0);
+            prop_assert!(equal_mod_zero(updated, recomputed), "{:#x} vs {:#x}", updated, recomputed);
+        }
+
+        #[test]
+        fn incremental_u32_update_verifies(
+            mut buf in proptest::collection::vec(any::<u8>(), 24..64),
+            word_idx in 1usize..5,
+            new in any::<u32>(),
+        ) {
+            let len = buf.len() & !1;
+            let buf = &mut buf[..len];
+            let stored = fill(buf, 0);
+            let at = word_idx * 4;
+            let old = u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+            buf[at..at + 4].copy_from_slice(&new.to_be_bytes());
+            let updated = update_u32(stored, old, new);
+            buf[0..2].copy_from_slice(&updated.to_be_bytes());
+            prop_assert_eq!(data(buf), 0xffff);
+            let recomputed = fill(buf, 0);
+            prop_assert!(equal_mod_zero(updated, recomputed), "{:#x} vs {:#x}", updated, recomputed);
+        }
+    }
+}
