@@ -143,7 +143,6 @@ type Rest = RangeFrom<usize>;
 
 /// `true` when built by cargo-fuzz (`--cfg fuzzing`): `verify_checksum` then always succeeds, so
 /// random inputs get past checksum checks.
-#[allow(unexpected_cfgs)] // `fuzzing` is set by cargo-fuzz, not declared by the workspace lints
 #[inline]
 const fn skip_checksum_verification() -> bool {
     cfg!(fuzzing)
