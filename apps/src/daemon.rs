@@ -172,7 +172,7 @@ fn run_with_programs<'u>(plan: &Plan, opts: &RunOptions, umem: &'u Umem, progs: 
     // (lcore index, TX target) of each bound (port index, queue).
     let mut local: Vec<HashMap<usize, Vec<(u32, TxPort)>>> = Vec::new();
     let mut bind_modes: HashMap<usize, String> = HashMap::new();
-    for (li, lp) in plan.lcores.iter().enumerate() {
+    for lp in &plan.lcores {
         let mut o = LcoreOptions::new(format!("lcore{}", lp.cpu));
         o.cpu = Some(lp.cpu);
         o.burst = burst;
@@ -253,7 +253,7 @@ fn run_with_programs<'u>(plan: &Plan, opts: &RunOptions, umem: &'u Umem, progs: 
             };
             let mac_of = |name: &str| -> Option<[u8; 6]> { port_index.get(name).and_then(|&i| macs[i]) };
             let cx = BuildCtx { port: &own, this, resolve: &resolve, mac_of: &mac_of };
-            let app = registry::build(&q.app, &q.params, &cx).map_err(|e| anyhow!("queue {own}:{}: app {}: {e}", q.queue))?;
+            let app = registry::build(&q.app, &q.params, &cx).map_err(|e| anyhow!("queue {own}:{}: app {}: {e}", q.queue, q.app))?;
             builders[li].set_app(this, q.app.clone(), app);
         }
     }

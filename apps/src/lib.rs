@@ -1,2 +1,24 @@
-//! `apps`: the xskd apps and the daemon.
+//! `apps`: the xskd apps, the daemon that runs them, and the pieces of the `xskd` CLI.
+//!
+//! * [`relay`]: testpmd-style forwarding (io, mac, macswap).
+//! * [`registry`]: the app list, parameter validation, [`registry::AnyApp`].
+//! * [`daemon`]: plan → UMEM → XDP → sockets → pinned lcores → orderly stop.
+//! * [`report`]: per-interval lines, the summary, JSON.
+//! * [`demo`]: `xskd demo`, the engine on a throw-away veth topology.
+//! * [`udpflow`]: kernel UDP sender/receiver with per-byte checking (demo and tests).
+//! * [`params`]: typed access to app parameter tables.
+#![recursion_limit = "256"]
 #![forbid(unsafe_code)]
+
+pub mod daemon;
+pub mod demo;
+pub mod params;
+pub mod registry;
+pub mod relay;
+pub mod report;
+pub mod udpflow;
+
+/// The environment `xskd` validates configurations against: this machine, these apps.
+pub fn system_env() -> config::SystemEnv {
+    config::SystemEnv::new(registry::APPS.iter().map(|s| s.to_string()).collect(), Box::new(registry::validate_params))
+}

@@ -131,9 +131,7 @@ impl Netns {
     /// Moves the *calling thread* into this namespace until the guard drops. Sockets created
     /// meanwhile stay in this namespace for their whole life.
     pub fn enter(&self) -> io::Result<NetnsGuard> {
-        let f = File::open(format!("/run/netns/{}", self.name))
-            .map_err(|e| io::Error::new(e.kind(), format!("open /run/netns/{}: {e}", self.name)))?;
-        enter_fd(f.as_fd())
+        enter_by_name(&self.name)
     }
 
     /// Runs `f` on a scoped thread that is inside this namespace, and returns its result.
@@ -217,6 +215,13 @@ pub enum End {
     A,
     /// The peer (in namespace B).
     B,
+}
+
+/// Switches the current thread into the namespace `/run/netns/NAME` (for threads that outlive
+/// a borrow of the [`Netns`]); the guard switches back.
+pub fn enter_by_name(name: &str) -> io::Result<NetnsGuard> {
+    let f = File::open(format!("/run/netns/{name}")).map_err(|e| io::Error::new(e.kind(), format!("open /run/netns/{name}: {e}")))?;
+    enter_fd(f.as_fd())
 }
 
 /// Options of a [`VethPair`].

@@ -279,3 +279,18 @@ pub fn if_hwaddr(name: &str) -> io::Result<[u8; 6]> {
     }
     Ok(mac)
 }
+
+/// Sends `sig` to process `pid` (`kill(2)`).
+pub fn kill(pid: u32, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall on integers.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets an integer socket option on any socket (e.g. `SO_RCVBUFFORCE` on a UDP socket).
+pub fn set_int_sockopt(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {
+    setsockopt(fd, level, name, &value)
+}
