@@ -83,7 +83,8 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<RunReport> {
         config::Hugepages::OneGig => PageSize::Huge1G,
         config::Hugepages::None => PageSize::Normal,
     };
-    let ucfg = UmemConfig { frame_size: plan.umem.frame_size, frame_count: plan.umem.frames, headroom: plan.umem.headroom };
+    let ucfg =
+        UmemConfig { frame_size: plan.umem.frame_size, frame_count: plan.umem.frames, headroom: plan.umem.headroom };
     let region = Region::map(ucfg.frame_size as usize * ucfg.frame_count as usize, page).context("mapping the UMEM")?;
     let umem = Umem::new(region, ucfg).context("building the UMEM")?;
     tracing::info!(frames = ucfg.frame_count, frame_size = ucfg.frame_size, backing = %umem.backing(), "UMEM ready");
@@ -154,7 +155,12 @@ fn null_mac(i: usize) -> [u8; 6] {
     [0x02, 0, 0, 0, 0, i as u8]
 }
 
-fn run_with_programs<'u>(plan: &Plan, opts: &RunOptions, umem: &'u Umem, progs: &mut HashMap<usize, XdpProgram>) -> Result<RunReport> {
+fn run_with_programs<'u>(
+    plan: &Plan,
+    opts: &RunOptions,
+    umem: &'u Umem,
+    progs: &mut HashMap<usize, XdpProgram>,
+) -> Result<RunReport> {
     let burst = plan.engine.burst as usize;
     let macs: Vec<Option<[u8; 6]>> = plan
         .ports
@@ -195,11 +201,14 @@ fn run_with_programs<'u>(plan: &Plan, opts: &RunOptions, umem: &'u Umem, progs: 
                         comp_size: x.comp_ring,
                         busy_poll: x.busy_poll.map(|bp| nic::BusyPoll { usecs: bp.usecs, budget: bp.budget }),
                     };
-                    let rp = RingPort::open_xsk(umem, b.cache_mut(), &cfg).with_context(|| format!("opening {name} on lcore {}", lp.cpu))?;
+                    let rp = RingPort::open_xsk(umem, b.cache_mut(), &cfg)
+                        .with_context(|| format!("opening {name} on lcore {}", lp.cpu))?;
                     let sock = rp.socket().expect("xsk port has a socket");
                     bind_modes.insert(q.port, if sock.zero_copy() { "zero-copy".into() } else { "copy".into() });
-                    let prog = progs.get_mut(&q.port).ok_or_else(|| anyhow!("port {} has no XDP program", port.name))?;
-                    prog.register_socket(q.queue, rp.socket_fd().expect("fd")).with_context(|| format!("registering {name} in the XSKMAP"))?;
+                    let prog =
+                        progs.get_mut(&q.port).ok_or_else(|| anyhow!("port {} has no XDP program", port.name))?;
+                    prog.register_socket(q.queue, rp.socket_fd().expect("fd"))
+                        .with_context(|| format!("registering {name} in the XSKMAP"))?;
                     tracing::info!(queue = %name, lcore = lp.cpu, zero_copy = sock.zero_copy(), need_wakeup = sock.need_wakeup(), "socket bound");
                     AnyPort::Ring(rp)
                 }
@@ -226,8 +235,12 @@ fn run_with_programs<'u>(plan: &Plan, opts: &RunOptions, umem: &'u Umem, progs: 
                 if local[li].contains_key(&pi) || remote.contains_key(&(li, pi)) {
                     continue;
                 }
-                let Some((lj, (_, t))) = local.iter().enumerate().find_map(|(j, m)| m.get(&pi).map(|v| (j, v[0]))) else {
-                    return Err(anyhow!("queue {own}:{} wants to transmit on port {want}, which no lcore polls", q.queue));
+                let Some((lj, (_, t))) = local.iter().enumerate().find_map(|(j, m)| m.get(&pi).map(|v| (j, v[0])))
+                else {
+                    return Err(anyhow!(
+                        "queue {own}:{} wants to transmit on port {want}, which no lcore polls",
+                        q.queue
+                    ));
                 };
                 let (p, c) = rtrb::RingBuffer::new(HANDOFF_SLOTS);
                 let rt = builders[li].add_remote(p);
@@ -242,7 +255,8 @@ fn run_with_programs<'u>(plan: &Plan, opts: &RunOptions, umem: &'u Umem, progs: 
     for (li, lp) in plan.lcores.iter().enumerate() {
         for q in &lp.queues {
             let own = plan.ports[q.port].name.clone();
-            let this = local[li][&q.port].iter().find(|(qq, _)| *qq == q.queue).map(|(_, t)| *t).expect("queue was added");
+            let this =
+                local[li][&q.port].iter().find(|(qq, _)| *qq == q.queue).map(|(_, t)| *t).expect("queue was added");
             let resolve = |name: &str| -> Option<TxPort> {
                 let pi = *port_index.get(name)?;
                 if let Some(v) = local[li].get(&pi) {
@@ -253,7 +267,8 @@ fn run_with_programs<'u>(plan: &Plan, opts: &RunOptions, umem: &'u Umem, progs: 
             };
             let mac_of = |name: &str| -> Option<[u8; 6]> { port_index.get(name).and_then(|&i| macs[i]) };
             let cx = BuildCtx { port: &own, this, resolve: &resolve, mac_of: &mac_of };
-            let app = registry::build(&q.app, &q.params, &cx).map_err(|e| anyhow!("queue {own}:{}: app {}: {e}", q.queue, q.app))?;
+            let app = registry::build(&q.app, &q.params, &cx)
+                .map_err(|e| anyhow!("queue {own}:{}: app {}: {e}", q.queue, q.app))?;
             builders[li].set_app(this, q.app.clone(), app);
         }
     }
@@ -302,7 +317,8 @@ fn run_with_programs<'u>(plan: &Plan, opts: &RunOptions, umem: &'u Umem, progs: 
         let mut next = started + interval;
         loop {
             let all_done = handles.iter().all(|h| h.is_finished());
-            if stop.load(Ordering::Relaxed) || all_done || plan.engine.duration.is_some_and(|d| started.elapsed() >= d) {
+            if stop.load(Ordering::Relaxed) || all_done || plan.engine.duration.is_some_and(|d| started.elapsed() >= d)
+            {
                 break;
             }
             let now = Instant::now();
@@ -335,7 +351,8 @@ fn run_with_programs<'u>(plan: &Plan, opts: &RunOptions, umem: &'u Umem, progs: 
         Ok(finals)
     })?;
     let elapsed = finals.iter().map(|f| f.elapsed).max().unwrap_or_default();
-    let stats: HashMap<usize, XdpProgStats> = progs.iter().filter_map(|(i, p)| p.stats().ok().map(|s| (*i, s))).collect();
+    let stats: HashMap<usize, XdpProgStats> =
+        progs.iter().filter_map(|(i, p)| p.stats().ok().map(|s| (*i, s))).collect();
     let ports = port_reports(progs, &stats);
     Ok(RunReport { elapsed, umem_backing: umem.backing(), umem: umem.config(), ports, lcores: finals, burst })
 }

@@ -164,13 +164,22 @@ pub fn run(a: &DemoArgs) -> Result<bool> {
     let json_path = dir.join("report.json");
     let ready = dir.join("ready");
     std::fs::write(&cfg_path, demo_config(&topo, a, lcore, a.duration + 30.0))?;
-    println!("xskd demo: engine on cpu {lcore}, kernel traffic on cpu {}, {} B frames, {} pps per direction for {:.1} s", gen_cpu.unwrap_or(0), a.size, if a.rate == 0 { "max".to_string() } else { a.rate.to_string() }, a.duration);
+    println!(
+        "xskd demo: engine on cpu {lcore}, kernel traffic on cpu {}, {} B frames, {} pps per direction for {:.1} s",
+        gen_cpu.unwrap_or(0),
+        a.size,
+        if a.rate == 0 { "max".to_string() } else { a.rate.to_string() },
+        a.duration
+    );
 
     let exe_s = exe.to_string_lossy().to_string();
     let cfg_s = cfg_path.to_string_lossy().to_string();
     let json_s = json_path.to_string_lossy().to_string();
     let ready_s = ready.to_string_lossy().to_string();
-    let child = topo.dut().spawn(&[&exe_s, "run", "--config", &cfg_s, "--json", &json_s, "--ready-file", &ready_s]).context("starting xskd run in the DUT namespace")?;
+    let child = topo
+        .dut()
+        .spawn(&[&exe_s, "run", "--config", &cfg_s, "--json", &json_s, "--ready-file", &ready_s])
+        .context("starting xskd run in the DUT namespace")?;
     let mut guard = ChildGuard(Some(child));
     wait_ready(&ready, guard.0.as_mut().expect("child"), Duration::from_secs(20))?;
 
@@ -201,7 +210,7 @@ pub fn run(a: &DemoArgs) -> Result<bool> {
     let got_fwd = rx_fwd.finish(Duration::from_millis(500))?;
     let got_rev = rx_rev.finish(Duration::from_millis(10))?;
 
-    let mut child = guard.0.take().expect("child");
+    let child = guard.0.as_mut().expect("child");
     nic::sys::kill(child.id(), libc::SIGTERM).context("stopping xskd")?;
     let t0 = Instant::now();
     let status = loop {
@@ -209,15 +218,17 @@ pub fn run(a: &DemoArgs) -> Result<bool> {
             break st;
         }
         if t0.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
+            // The guard kills and reaps it.
             bail!("xskd did not stop within 10 s of SIGTERM");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    guard.0 = None;
     if !status.success() {
         bail!("xskd run failed: {status}");
     }
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json_path)?).context("reading the engine's JSON report")?;
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path)?).context("reading the engine's JSON report")?;
 
     println!();
     println!("== xskd demo results ({} B frames, {:.1} s) ==", a.size, a.duration);
@@ -265,7 +276,14 @@ pub fn run(a: &DemoArgs) -> Result<bool> {
             );
         }
     }
-    println!("{}", if ok { "demo: PASS — every datagram crossed the engine intact, in both directions" } else { "demo: FAIL — see the counts above" });
+    println!(
+        "{}",
+        if ok {
+            "demo: PASS — every datagram crossed the engine intact, in both directions"
+        } else {
+            "demo: FAIL — see the counts above"
+        }
+    );
     drop(topo);
     Ok(ok)
 }

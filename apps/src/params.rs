@@ -62,7 +62,12 @@ pub fn opt_str<'a>(t: &'a toml::Table, key: &str, errs: &mut ParamErrors) -> Opt
 }
 
 /// Optional unsigned integer parameter within `range`.
-pub fn opt_u64(t: &toml::Table, key: &str, range: std::ops::RangeInclusive<u64>, errs: &mut ParamErrors) -> Option<u64> {
+pub fn opt_u64(
+    t: &toml::Table,
+    key: &str,
+    range: std::ops::RangeInclusive<u64>,
+    errs: &mut ParamErrors,
+) -> Option<u64> {
     match t.get(key) {
         None => None,
         Some(toml::Value::Integer(i)) if *i >= 0 && range.contains(&(*i as u64)) => Some(*i as u64),
@@ -78,7 +83,12 @@ pub fn opt_u64(t: &toml::Table, key: &str, range: std::ops::RangeInclusive<u64>,
 }
 
 /// Optional float parameter (integers accepted) within `range`.
-pub fn opt_f64(t: &toml::Table, key: &str, range: std::ops::RangeInclusive<f64>, errs: &mut ParamErrors) -> Option<f64> {
+pub fn opt_f64(
+    t: &toml::Table,
+    key: &str,
+    range: std::ops::RangeInclusive<f64>,
+    errs: &mut ParamErrors,
+) -> Option<f64> {
     let v = match t.get(key) {
         None => return None,
         Some(toml::Value::Float(f)) => *f,

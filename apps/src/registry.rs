@@ -58,12 +58,12 @@ pub fn build(app: &str, params: &toml::Table, cx: &BuildCtx<'_>) -> Result<AnyAp
         "relay" => {
             let p = RelayParams::parse(params).map_err(|e| e.to_string())?;
             let peer = p.peer.as_deref().unwrap_or(cx.port);
-            let to = (cx.resolve)(peer).ok_or_else(|| format!("relay peer port '{peer}' has no queue this lcore can reach"))?;
+            let to = (cx.resolve)(peer)
+                .ok_or_else(|| format!("relay peer port '{peer}' has no queue this lcore can reach"))?;
             let src = match p.src_mac {
                 Some(m) => m,
-                None if p.mode == RelayMode::Mac => {
-                    (cx.mac_of)(peer).ok_or_else(|| format!("cannot read the MAC address of port '{peer}'; set src_mac"))?
-                }
+                None if p.mode == RelayMode::Mac => (cx.mac_of)(peer)
+                    .ok_or_else(|| format!("cannot read the MAC address of port '{peer}'; set src_mac"))?,
                 None => [0; 6],
             };
             Ok(AnyApp::Relay(Relay::new(p.mode, to, src, p.dst_mac.unwrap_or([0; 6]))))

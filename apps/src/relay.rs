@@ -155,17 +155,21 @@ mod tests {
 
     #[test]
     fn params_parse_and_report_every_problem() {
-        let p = RelayParams::parse(&table(r#"mode = "mac"
+        let p = RelayParams::parse(&table(
+            r#"mode = "mac"
 dst_mac = "02:00:00:00:00:02"
-peer = "p1""#))
+peer = "p1""#,
+        ))
         .unwrap();
         assert_eq!(p.mode, RelayMode::Mac);
         assert_eq!(p.peer.as_deref(), Some("p1"));
         assert_eq!(p.dst_mac, Some([2, 0, 0, 0, 0, 2]));
         assert_eq!(RelayParams::parse(&table("")).unwrap().mode, RelayMode::Io);
-        let e = RelayParams::parse(&table(r#"mode = "bridge"
+        let e = RelayParams::parse(&table(
+            r#"mode = "bridge"
 dst_mac = "zz"
-colour = 3"#))
+colour = 3"#,
+        ))
         .unwrap_err();
         let keys: Vec<&str> = e.0.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, vec!["colour", "mode", "dst_mac"]);
@@ -209,7 +213,7 @@ colour = 3"#))
     #[test]
     fn mac_rewrites_both_addresses_and_nothing_else() {
         let f: Vec<u8> = (0..60).collect();
-        let (v, out, _) = run(RelayMode::Mac, &[f.clone()]);
+        let (v, out, _) = run(RelayMode::Mac, std::slice::from_ref(&f));
         assert_eq!(v[0], Verdict::Tx(TxPort(1)));
         assert_eq!(&out[0][..6], &[0xbb; 6]);
         assert_eq!(&out[0][6..12], &[0xaa; 6]);

@@ -38,7 +38,8 @@ pub fn banner(plan: &config::Plan, umem: &Umem, ports: &[PortReport]) -> String 
         s.push('\n');
     }
     for l in &plan.lcores {
-        let qs: Vec<String> = l.queues.iter().map(|q| format!("{}:{}={}", plan.ports[q.port].name, q.queue, q.app)).collect();
+        let qs: Vec<String> =
+            l.queues.iter().map(|q| format!("{}:{}={}", plan.ports[q.port].name, q.queue, q.app)).collect();
         let _ = writeln!(s, "xskd: lcore{} on cpu {}: {}", l.cpu, l.cpu, qs.join(" "));
     }
     s.truncate(s.trim_end().len());
@@ -139,7 +140,15 @@ pub fn summary(r: &RunReport) -> String {
             let _ = write!(
                 s,
                 "  {} [{}]: rx {} tx {} tx-kicks {} (busy {}, err {}) rx-wakeups {} fill-short {}",
-                q.name, q.app, p.rx_packets, p.tx_packets, p.tx_kicks, p.tx_kicks_busy, p.tx_kick_errors, p.rx_wakeups, p.fill_short
+                q.name,
+                q.app,
+                p.rx_packets,
+                p.tx_packets,
+                p.tx_kicks,
+                p.tx_kicks_busy,
+                p.tx_kick_errors,
+                p.rx_wakeups,
+                p.fill_short
             );
             if let Some(x) = &q.xdp {
                 let _ = write!(

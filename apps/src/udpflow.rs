@@ -40,7 +40,11 @@ pub fn check_payload(flow: u8, expect_len: usize, buf: &[u8]) -> Option<u64> {
         return None;
     }
     let seq = u64::from_be_bytes(buf[..8].try_into().ok()?);
-    let ok = buf.iter().enumerate().skip(HEADER).all(|(i, b)| *b == (seq as usize).wrapping_mul(131).wrapping_add(i * 7).wrapping_add(flow as usize) as u8);
+    let ok = buf
+        .iter()
+        .enumerate()
+        .skip(HEADER)
+        .all(|(i, b)| *b == (seq as usize).wrapping_mul(131).wrapping_add(i * 7).wrapping_add(flow as usize) as u8);
     ok.then_some(seq)
 }
 

@@ -179,7 +179,8 @@ app = "relay"
     let out = bed.run_xskd_in_dut(&["run", "--config", cfg.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "exit code 2; stderr: {err}");
-    for key in ["engine.burst", "port[0].rx_ring", "port[2].name", "queue[0].params.mode", "queue[1].lcore", "port[2]"] {
+    for key in ["engine.burst", "port[0].rx_ring", "port[2].name", "queue[0].params.mode", "queue[1].lcore", "port[2]"]
+    {
         assert!(err.contains(&format!("  {key}: ")), "missing error for {key} in:\n{err}");
     }
     assert!(err.contains("configuration problem(s)"), "{err}");

@@ -48,7 +48,9 @@ impl std::str::FromStr for IpCidr {
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
             None => max,
-            Some(p) => p.parse::<u8>().ok().filter(|&p| p <= max).ok_or_else(|| format!("prefix '/{p}' must be 0..={max}"))?,
+            Some(p) => {
+                p.parse::<u8>().ok().filter(|&p| p <= max).ok_or_else(|| format!("prefix '/{p}' must be 0..={max}"))?
+            }
         };
         let host_bits_set = match addr {
             IpAddr::V4(v) => prefix < 32 && u32::from(v) & (u32::MAX >> prefix) != 0,
@@ -83,18 +85,25 @@ pub(crate) fn parse(v: Option<&toml::Value>, pi: usize, errs: &mut Vec<ConfigErr
         }
         toml::Value::Array(rules) => {
             if rules.is_empty() {
-                errs.push(ConfigError::new(&key, "an empty rule list claims nothing; remove the port or claim something".into()));
+                errs.push(ConfigError::new(
+                    &key,
+                    "an empty rule list claims nothing; remove the port or claim something".into(),
+                ));
                 return None;
             }
             if rules.len() > MAX_RULES {
                 errs.push(ConfigError::new(&key, format!("{} rules; at most {MAX_RULES} are supported", rules.len())));
             }
             let before = errs.len();
-            let parsed: Vec<ClaimRule> = rules.iter().enumerate().filter_map(|(ri, r)| parse_rule(r, &format!("{key}[{ri}]"), errs)).collect();
+            let parsed: Vec<ClaimRule> =
+                rules.iter().enumerate().filter_map(|(ri, r)| parse_rule(r, &format!("{key}[{ri}]"), errs)).collect();
             (errs.len() == before).then_some(Claim::Rules(parsed))
         }
         other => {
-            errs.push(ConfigError::new(&key, format!("expected \"all\" or an array of rules, got {}", other.type_str())));
+            errs.push(ConfigError::new(
+                &key,
+                format!("expected \"all\" or an array of rules, got {}", other.type_str()),
+            ));
             None
         }
     }
@@ -102,13 +111,19 @@ pub(crate) fn parse(v: Option<&toml::Value>, pi: usize, errs: &mut Vec<ConfigErr
 
 fn parse_rule(v: &toml::Value, key: &str, errs: &mut Vec<ConfigError>) -> Option<ClaimRule> {
     let Some(t) = v.as_table() else {
-        errs.push(ConfigError::new(key, format!("expected a table like {{ proto = \"udp\", dst_port = 9 }}, got {}", v.type_str())));
+        errs.push(ConfigError::new(
+            key,
+            format!("expected a table like {{ proto = \"udp\", dst_port = 9 }}, got {}", v.type_str()),
+        ));
         return None;
     };
     let before = errs.len();
     for k in t.keys() {
         if !RULE_KEYS.contains(&k.as_str()) {
-            errs.push(ConfigError::new(&format!("{key}.{k}"), format!("unknown key (expected one of: {})", RULE_KEYS.join(", "))));
+            errs.push(ConfigError::new(
+                &format!("{key}.{k}"),
+                format!("unknown key (expected one of: {})", RULE_KEYS.join(", ")),
+            ));
         }
     }
     if t.is_empty() {
@@ -120,13 +135,19 @@ fn parse_rule(v: &toml::Value, key: &str, errs: &mut Vec<ConfigError>) -> Option
             "ipv6" => Some(ETH_IPV6),
             "arp" => Some(ETH_ARP),
             _ => {
-                errs.push(ConfigError::new(&format!("{key}.ethertype"), format!("unknown ethertype '{s}' (ipv4, ipv6, arp, or a number)")));
+                errs.push(ConfigError::new(
+                    &format!("{key}.ethertype"),
+                    format!("unknown ethertype '{s}' (ipv4, ipv6, arp, or a number)"),
+                ));
                 None
             }
         },
         toml::Value::Integer(i) if (0x600..=0xffff).contains(i) => Some(*i as u16),
         _ => {
-            errs.push(ConfigError::new(&format!("{key}.ethertype"), "expected ipv4, ipv6, arp or a number 0x0600..=0xffff".into()));
+            errs.push(ConfigError::new(
+                &format!("{key}.ethertype"),
+                "expected ipv4, ipv6, arp or a number 0x0600..=0xffff".into(),
+            ));
             None
         }
     });
@@ -137,13 +158,19 @@ fn parse_rule(v: &toml::Value, key: &str, errs: &mut Vec<ConfigError>) -> Option
             "icmp" => Some(1),
             "icmpv6" => Some(58),
             _ => {
-                errs.push(ConfigError::new(&format!("{key}.proto"), format!("unknown protocol '{s}' (udp, tcp, icmp, icmpv6, or a number)")));
+                errs.push(ConfigError::new(
+                    &format!("{key}.proto"),
+                    format!("unknown protocol '{s}' (udp, tcp, icmp, icmpv6, or a number)"),
+                ));
                 None
             }
         },
         toml::Value::Integer(i) if (1..=255).contains(i) => Some(*i as u8),
         _ => {
-            errs.push(ConfigError::new(&format!("{key}.proto"), "expected udp, tcp, icmp, icmpv6 or a number 1..=255".into()));
+            errs.push(ConfigError::new(
+                &format!("{key}.proto"),
+                "expected udp, tcp, icmp, icmpv6 or a number 1..=255".into(),
+            ));
             None
         }
     });
@@ -154,17 +181,22 @@ fn parse_rule(v: &toml::Value, key: &str, errs: &mut Vec<ConfigError>) -> Option
             None
         }
         None => {
-            errs.push(ConfigError::new(&format!("{key}.dst"), "expected an address or CIDR string like \"198.18.0.0/15\"".into()));
+            errs.push(ConfigError::new(
+                &format!("{key}.dst"),
+                "expected an address or CIDR string like \"198.18.0.0/15\"".into(),
+            ));
             None
         }
     });
     let dst_port = t.get("dst_port").and_then(|v| {
         let r = match v {
             toml::Value::Integer(p) if (1..=65535).contains(p) => Ok((*p as u16, *p as u16)),
-            toml::Value::String(s) => match s.split_once('-').map(|(a, b)| (a.trim().parse::<u16>(), b.trim().parse::<u16>())) {
-                Some((Ok(a), Ok(b))) if a >= 1 && a <= b => Ok((a, b)),
-                _ => Err(format!("'{s}' is not a port range 'lo-hi' with 1 <= lo <= hi <= 65535")),
-            },
+            toml::Value::String(s) => {
+                match s.split_once('-').map(|(a, b)| (a.trim().parse::<u16>(), b.trim().parse::<u16>())) {
+                    Some((Ok(a), Ok(b))) if a >= 1 && a <= b => Ok((a, b)),
+                    _ => Err(format!("'{s}' is not a port range 'lo-hi' with 1 <= lo <= hi <= 65535")),
+                }
+            }
             _ => Err("expected a port 1..=65535 or a range \"lo-hi\"".to_string()),
         };
         r.map_err(|m| errs.push(ConfigError::new(&format!("{key}.dst_port"), m))).ok()
@@ -173,16 +205,28 @@ fn parse_rule(v: &toml::Value, key: &str, errs: &mut Vec<ConfigError>) -> Option
     if let (Some(et), Some(c)) = (ethertype, dst) {
         let fam_ok = (et == ETH_IPV4 && c.addr.is_ipv4()) || (et == ETH_IPV6 && c.addr.is_ipv6());
         if !fam_ok {
-            errs.push(ConfigError::new(&format!("{key}.dst"), format!("{} address with ethertype {et:#06x}", if c.addr.is_ipv4() { "an IPv4" } else { "an IPv6" })));
+            errs.push(ConfigError::new(
+                &format!("{key}.dst"),
+                format!("{} address with ethertype {et:#06x}", if c.addr.is_ipv4() { "an IPv4" } else { "an IPv6" }),
+            ));
         }
     }
     if proto.is_some() && ethertype.is_some_and(|e| e != ETH_IPV4 && e != ETH_IPV6) {
-        errs.push(ConfigError::new(&format!("{key}.proto"), "an IP protocol needs ethertype ipv4 or ipv6 (or none)".into()));
+        errs.push(ConfigError::new(
+            &format!("{key}.proto"),
+            "an IP protocol needs ethertype ipv4 or ipv6 (or none)".into(),
+        ));
     }
     if dst.is_some() && ethertype.is_some_and(|e| e != ETH_IPV4 && e != ETH_IPV6) {
-        errs.push(ConfigError::new(&format!("{key}.dst"), "a destination address needs ethertype ipv4 or ipv6 (or none)".into()));
+        errs.push(ConfigError::new(
+            &format!("{key}.dst"),
+            "a destination address needs ethertype ipv4 or ipv6 (or none)".into(),
+        ));
     }
-    if dst_port.is_some() && !matches!(proto, Some(6) | Some(17)) && !errs.iter().any(|e| e.key == format!("{key}.proto")) {
+    if dst_port.is_some()
+        && !matches!(proto, Some(6) | Some(17))
+        && !errs.iter().any(|e| e.key == format!("{key}.proto"))
+    {
         errs.push(ConfigError::new(&format!("{key}.dst_port"), "dst_port needs proto = \"udp\" or \"tcp\"".into()));
     }
     (errs.len() == before).then_some(ClaimRule { ethertype, proto, dst, dst_port })
@@ -202,7 +246,9 @@ mod tests {
     #[test]
     fn all_and_rules() {
         assert_eq!(rules("\"all\"").0, Some(Claim::All));
-        let (c, e) = rules(r#"[{ ethertype = "ipv4", proto = "udp", dst = "198.18.0.0/15", dst_port = 9 }, { proto = "tcp", dst_port = "8000-8080" }, { ethertype = "arp" }]"#);
+        let (c, e) = rules(
+            r#"[{ ethertype = "ipv4", proto = "udp", dst = "198.18.0.0/15", dst_port = 9 }, { proto = "tcp", dst_port = "8000-8080" }, { ethertype = "arp" }]"#,
+        );
         assert!(e.is_empty(), "{e:?}");
         let Some(Claim::Rules(r)) = c else { panic!() };
         assert_eq!(r.len(), 3);
@@ -220,7 +266,9 @@ mod tests {
 
     #[test]
     fn every_rule_problem_has_its_key() {
-        let (c, e) = rules(r#"[{ ethertype = "ipx" }, { proto = "sctpx", dst_port = 0 }, { dst = "198.18.0.1/15" }, { dst_port = 80 }, { ethertype = "ipv6", dst = "198.18.0.0/15" }, { colour = 1 }, {}]"#);
+        let (c, e) = rules(
+            r#"[{ ethertype = "ipx" }, { proto = "sctpx", dst_port = 0 }, { dst = "198.18.0.1/15" }, { dst_port = 80 }, { ethertype = "ipv6", dst = "198.18.0.0/15" }, { colour = 1 }, {}]"#,
+        );
         assert!(c.is_none());
         let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(

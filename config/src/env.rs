@@ -41,9 +41,10 @@ impl std::fmt::Debug for SystemEnv {
 impl SystemEnv {
     /// An environment knowing `apps`, validating their params with `validate`.
     pub fn new(apps: Vec<String>, validate: ParamValidator) -> SystemEnv {
-        let online = std::fs::read_to_string("/sys/devices/system/cpu/online").ok().and_then(|s| parse_cpu_list(s.trim())).unwrap_or_else(|| {
-            (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).collect()
-        });
+        let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
+            .ok()
+            .and_then(|s| parse_cpu_list(s.trim()))
+            .unwrap_or_else(|| (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).collect());
         SystemEnv { apps, validate, online }
     }
 }

@@ -25,8 +25,13 @@ pub mod validate;
 pub use claim::{Claim, ClaimRule, IpCidr};
 pub use env::{Environment, SystemEnv};
 pub use overrides::Overrides;
-pub use schema::{BindMode, BusyPollSection, EngineConfig, EngineSection, Hugepages, Idle, PortKind, PortSection, QueueSection, UmemSection, XdpMode};
-pub use validate::{validate, BusyPoll, EnginePlan, LcorePlan, Plan, PortPlan, PortPlanKind, QueuePlan, UmemPlan, XskPortPlan};
+pub use schema::{
+    BindMode, BusyPollSection, EngineConfig, EngineSection, Hugepages, Idle, PortKind, PortSection, QueueSection,
+    UmemSection, XdpMode,
+};
+pub use validate::{
+    validate, BusyPoll, EnginePlan, LcorePlan, Plan, PortPlan, PortPlanKind, QueuePlan, UmemPlan, XskPortPlan,
+};
 
 /// One problem in a configuration, with the key it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +152,7 @@ pub fn parse(text: &str) -> Result<EngineConfig, Vec<ConfigError>> {
 
 /// Reads and parses a configuration file.
 pub fn load(path: &Path) -> Result<EngineConfig, Vec<ConfigError>> {
-    let text = std::fs::read_to_string(path).map_err(|e| vec![ConfigError::new(&path.display().to_string(), format!("cannot read: {e}"))])?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![ConfigError::new(&path.display().to_string(), format!("cannot read: {e}"))])?;
     parse(&text)
 }

@@ -216,7 +216,19 @@ pub(crate) const TOP_KEYS: &[&str] = &["engine", "umem", "port", "queue"];
 pub(crate) const ENGINE_KEYS: &[&str] = &["burst", "idle", "stats_interval_ms", "duration_secs"];
 pub(crate) const UMEM_KEYS: &[&str] = &["frames", "frame_size", "headroom", "hugepages"];
 pub(crate) const PORT_KEYS: &[&str] = &[
-    "name", "kind", "iface", "mode", "xdp_mode", "need_wakeup", "rx_ring", "tx_ring", "fill_ring", "comp_ring", "busy_poll", "claim", "null_len",
+    "name",
+    "kind",
+    "iface",
+    "mode",
+    "xdp_mode",
+    "need_wakeup",
+    "rx_ring",
+    "tx_ring",
+    "fill_ring",
+    "comp_ring",
+    "busy_poll",
+    "claim",
+    "null_len",
 ];
 pub(crate) const BUSY_POLL_KEYS: &[&str] = &["usecs", "budget"];
 pub(crate) const QUEUE_KEYS: &[&str] = &["port", "queue", "lcore", "app", "params"];

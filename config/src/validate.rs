@@ -147,19 +147,34 @@ pub fn validate(cfg: &EngineConfig, env: &dyn Environment) -> Result<Plan, Vec<C
         errs.push(ConfigError::new("engine.burst", format!("expected 1..=256, got {}", e.burst)));
     }
     if !(100..=60_000).contains(&e.stats_interval_ms) {
-        errs.push(ConfigError::new("engine.stats_interval_ms", format!("expected 100..=60000, got {}", e.stats_interval_ms)));
+        errs.push(ConfigError::new(
+            "engine.stats_interval_ms",
+            format!("expected 100..=60000, got {}", e.stats_interval_ms),
+        ));
     }
     if let Some(d) = e.duration_secs {
         if !d.is_finite() || d <= 0.0 || d > 1e7 {
-            errs.push(ConfigError::new("engine.duration_secs", format!("expected a positive number of seconds, got {d}")));
+            errs.push(ConfigError::new(
+                "engine.duration_secs",
+                format!("expected a positive number of seconds, got {d}"),
+            ));
         }
     }
     let u = &cfg.umem;
     if !u.frame_size.is_power_of_two() || !(2048..=32768).contains(&u.frame_size) {
-        errs.push(ConfigError::new("umem.frame_size", format!("expected a power of two between 2048 and 32768, got {}", u.frame_size)));
+        errs.push(ConfigError::new(
+            "umem.frame_size",
+            format!("expected a power of two between 2048 and 32768, got {}", u.frame_size),
+        ));
     }
     if u.frame_size >= 2048 && u.headroom + 256 + 64 > u.frame_size {
-        errs.push(ConfigError::new("umem.headroom", format!("{} leaves less than 64 data bytes in a {}-byte frame (256 more are the kernel's XDP headroom)", u.headroom, u.frame_size)));
+        errs.push(ConfigError::new(
+            "umem.headroom",
+            format!(
+                "{} leaves less than 64 data bytes in a {}-byte frame (256 more are the kernel's XDP headroom)",
+                u.headroom, u.frame_size
+            ),
+        ));
     }
     if u.frames == 0 || u.frames > (1 << 24) {
         errs.push(ConfigError::new("umem.frames", format!("expected 1..=16777216, got {}", u.frames)));
@@ -171,7 +186,10 @@ pub fn validate(cfg: &EngineConfig, env: &dyn Environment) -> Result<Plan, Vec<C
     for (pi, p) in cfg.ports.iter().enumerate() {
         let k = |f: &str| format!("port[{pi}].{f}");
         if !valid_name(&p.name) {
-            errs.push(ConfigError::new(&k("name"), format!("'{}' is not a valid name (1-32 of A-Z a-z 0-9 _ . -)", p.name)));
+            errs.push(ConfigError::new(
+                &k("name"),
+                format!("'{}' is not a valid name (1-32 of A-Z a-z 0-9 _ . -)", p.name),
+            ));
         }
         if let Some(prev) = names.insert(p.name.as_str(), pi) {
             errs.push(ConfigError::new(&k("name"), format!("'{}' is already the name of port[{prev}]", p.name)));
@@ -183,7 +201,12 @@ pub fn validate(cfg: &EngineConfig, env: &dyn Environment) -> Result<Plan, Vec<C
                     let key = if p.iface.is_some() { k("iface") } else { k("name") };
                     errs.push(ConfigError::new(&key, format!("interface '{iface}' does not exist")));
                 }
-                for (f, v) in [("rx_ring", p.rx_ring), ("tx_ring", p.tx_ring), ("fill_ring", p.fill_ring), ("comp_ring", p.comp_ring)] {
+                for (f, v) in [
+                    ("rx_ring", p.rx_ring),
+                    ("tx_ring", p.tx_ring),
+                    ("fill_ring", p.fill_ring),
+                    ("comp_ring", p.comp_ring),
+                ] {
                     ring(&mut errs, k(f), v);
                     if v < e.burst && v.is_power_of_two() {
                         errs.push(ConfigError::new(&k(f), format!("{v} is smaller than engine.burst ({})", e.burst)));
@@ -191,10 +214,16 @@ pub fn validate(cfg: &EngineConfig, env: &dyn Environment) -> Result<Plan, Vec<C
                 }
                 if let Some(bp) = p.busy_poll {
                     if !(1..=1000).contains(&bp.usecs) {
-                        errs.push(ConfigError::new(&k("busy_poll.usecs"), format!("expected 1..=1000, got {}", bp.usecs)));
+                        errs.push(ConfigError::new(
+                            &k("busy_poll.usecs"),
+                            format!("expected 1..=1000, got {}", bp.usecs),
+                        ));
                     }
                     if !(1..=1024).contains(&bp.budget) {
-                        errs.push(ConfigError::new(&k("busy_poll.budget"), format!("expected 1..=1024, got {}", bp.budget)));
+                        errs.push(ConfigError::new(
+                            &k("busy_poll.budget"),
+                            format!("expected 1..=1024, got {}", bp.budget),
+                        ));
                     }
                 }
                 if p.null_len.is_some() {
@@ -203,7 +232,9 @@ pub fn validate(cfg: &EngineConfig, env: &dyn Environment) -> Result<Plan, Vec<C
                 claims.push(claim::parse(p.claim.as_ref(), pi, &mut errs));
             }
             PortKind::Null => {
-                for (f, set) in [("iface", p.iface.is_some()), ("claim", p.claim.is_some()), ("busy_poll", p.busy_poll.is_some())] {
+                for (f, set) in
+                    [("iface", p.iface.is_some()), ("claim", p.claim.is_some()), ("busy_poll", p.busy_poll.is_some())]
+                {
                     if set {
                         errs.push(ConfigError::new(&k(f), "has no meaning for kind = \"null\"".into()));
                     }
@@ -228,7 +259,14 @@ pub fn validate(cfg: &EngineConfig, env: &dyn Environment) -> Result<Plan, Vec<C
         match port {
             None => {
                 let known: Vec<&str> = cfg.ports.iter().map(|p| p.name.as_str()).collect();
-                errs.push(ConfigError::new(&k("port"), format!("no port named '{}' (ports: {})", q.port, if known.is_empty() { "none".into() } else { known.join(", ") })));
+                errs.push(ConfigError::new(
+                    &k("port"),
+                    format!(
+                        "no port named '{}' (ports: {})",
+                        q.port,
+                        if known.is_empty() { "none".into() } else { known.join(", ") }
+                    ),
+                ));
             }
             Some(pi) => {
                 let p = &cfg.ports[pi];
@@ -236,15 +274,24 @@ pub fn validate(cfg: &EngineConfig, env: &dyn Environment) -> Result<Plan, Vec<C
                     let iface = p.iface.as_deref().unwrap_or(&p.name);
                     if let Some(n) = env.iface_queues(iface) {
                         if q.queue >= n {
-                            errs.push(ConfigError::new(&k("queue"), format!("interface '{iface}' has {n} queue(s); queue {} does not exist", q.queue)));
+                            errs.push(ConfigError::new(
+                                &k("queue"),
+                                format!("interface '{iface}' has {n} queue(s); queue {} does not exist", q.queue),
+                            ));
                         }
                     }
                     if q.queue >= 64 {
-                        errs.push(ConfigError::new(&k("queue"), format!("queue {} is beyond the XSKMAP's 64 entries", q.queue)));
+                        errs.push(ConfigError::new(
+                            &k("queue"),
+                            format!("queue {} is beyond the XSKMAP's 64 entries", q.queue),
+                        ));
                     }
                 }
                 if let Some(prev) = seen.insert((pi, q.queue), qi) {
-                    errs.push(ConfigError::new(&k("queue"), format!("{}:{} is already bound by queue[{prev}]", q.port, q.queue)));
+                    errs.push(ConfigError::new(
+                        &k("queue"),
+                        format!("{}:{} is already bound by queue[{prev}]", q.port, q.queue),
+                    ));
                 }
                 bound.insert(pi);
             }
@@ -253,20 +300,31 @@ pub fn validate(cfg: &EngineConfig, env: &dyn Environment) -> Result<Plan, Vec<C
             errs.push(ConfigError::new(&k("lcore"), format!("CPU {} is not online", q.lcore)));
         }
         if !env.app_known(&q.app) {
-            errs.push(ConfigError::new(&k("app"), format!("unknown app '{}' (known: {})", q.app, env.app_names().join(", "))));
+            errs.push(ConfigError::new(
+                &k("app"),
+                format!("unknown app '{}' (known: {})", q.app, env.app_names().join(", ")),
+            ));
         } else {
             for (pk, msg) in env.validate_params(&q.app, &q.params) {
                 errs.push(ConfigError::new(&format!("queue[{qi}].params.{pk}"), msg));
             }
         }
         if let Some(pi) = port {
-            lcores.entry(q.lcore).or_default().push(QueuePlan { port: pi, queue: q.queue, app: q.app.clone(), params: q.params.clone() });
+            lcores.entry(q.lcore).or_default().push(QueuePlan {
+                port: pi,
+                queue: q.queue,
+                app: q.app.clone(),
+                params: q.params.clone(),
+            });
         }
     }
     for (pi, p) in cfg.ports.iter().enumerate() {
         // (A duplicate name is reported once, above; its queues bind to the last port of that name.)
         if p.kind == PortKind::Xsk && !bound.contains(&pi) && names.get(p.name.as_str()) == Some(&pi) {
-            errs.push(ConfigError::new(&format!("port[{pi}]"), format!("port '{}' has no [[queue]] bound to it", p.name)));
+            errs.push(ConfigError::new(
+                &format!("port[{pi}]"),
+                format!("port '{}' has no [[queue]] bound to it", p.name),
+            ));
         }
     }
     if cfg.queues.is_empty() {
@@ -274,8 +332,10 @@ pub fn validate(cfg: &EngineConfig, env: &dyn Environment) -> Result<Plan, Vec<C
     }
 
     // UMEM budget: every fill and RX ring full, plus every lcore's cache and staging.
-    let xsk_queues: Vec<(usize, u32)> = seen.keys().copied().filter(|(pi, _)| cfg.ports[*pi].kind == PortKind::Xsk).collect();
-    let rings: u64 = xsk_queues.iter().map(|(pi, _)| cfg.ports[*pi].fill_ring as u64 + cfg.ports[*pi].rx_ring as u64).sum();
+    let xsk_queues: Vec<(usize, u32)> =
+        seen.keys().copied().filter(|(pi, _)| cfg.ports[*pi].kind == PortKind::Xsk).collect();
+    let rings: u64 =
+        xsk_queues.iter().map(|(pi, _)| cfg.ports[*pi].fill_ring as u64 + cfg.ports[*pi].rx_ring as u64).sum();
     let caches = lcores.len() as u64 * LCORE_CACHE_FRAMES as u64;
     let staging: u64 = lcores.values().map(|qs| qs.len() as u64 * 2 * e.burst as u64).sum();
     let need = rings + caches + staging;

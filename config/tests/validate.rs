@@ -24,7 +24,9 @@ impl Environment for FakeEnv {
     }
     fn validate_params(&self, app: &str, params: &toml::Table) -> Vec<(String, String)> {
         match (app, params.get("mode").and_then(|m| m.as_str())) {
-            ("relay", Some(m)) if !["io", "mac", "macswap"].contains(&m) => vec![("mode".into(), format!("unknown mode '{m}'"))],
+            ("relay", Some(m)) if !["io", "mac", "macswap"].contains(&m) => {
+                vec![("mode".into(), format!("unknown mode '{m}'"))]
+            }
             _ => vec![],
         }
     }
@@ -107,7 +109,10 @@ lcores = 2
 "#,
     )
     .unwrap_err();
-    assert_eq!(keys(&errs), vec!["colour", "engine.burts", "umem.frame", "port[0].rx_rnig", "port[0].busy_poll.usec", "queue[0].lcores"]);
+    assert_eq!(
+        keys(&errs),
+        vec!["colour", "engine.burts", "umem.frame", "port[0].rx_rnig", "port[0].busy_poll.usec", "queue[0].lcores"]
+    );
     assert!(errs[1].to_string().starts_with("engine.burts: unknown key (expected one of: burst,"));
 }
 
@@ -135,7 +140,9 @@ fn enum_values_list_the_choices() {
 
 #[test]
 fn ring_sizes_must_be_powers_of_two_in_range() {
-    let base = |extra: &str| format!("[[port]]\nname = \"xd0\"\n{extra}\n[[queue]]\nport = \"xd0\"\nlcore = 1\napp = \"relay\"\n");
+    let base = |extra: &str| {
+        format!("[[port]]\nname = \"xd0\"\n{extra}\n[[queue]]\nport = \"xd0\"\nlcore = 1\napp = \"relay\"\n")
+    };
     assert_eq!(invalid(&base("rx_ring = 1000")), vec!["port[0].rx_ring"]);
     assert_eq!(invalid(&base("tx_ring = 32")), vec!["port[0].tx_ring", "port[0].tx_ring"]);
     // An invalid ring is reported, and so is the UMEM it could not fit in.
@@ -214,14 +221,24 @@ app = "relay"
     let errs = invalid(text);
     assert_eq!(
         errs,
-        vec!["engine.burst", "umem.frame_size", "port[0].rx_ring", "port[1].name", "queue[0].port", "queue[1].params.mode", "queue[2].queue"]
+        vec![
+            "engine.burst",
+            "umem.frame_size",
+            "port[0].rx_ring",
+            "port[1].name",
+            "queue[0].port",
+            "queue[1].params.mode",
+            "queue[2].queue"
+        ]
     );
 }
 
 #[test]
 fn ports_without_queues_and_configs_without_queues() {
     assert_eq!(invalid("[[port]]\nname = \"xd0\"\n"), vec!["port[0]", "queue"]);
-    let errs = invalid("[[port]]\nname = \"xd0\"\n[[port]]\nname = \"xd1\"\n[[queue]]\nport = \"xd0\"\nlcore = 1\napp = \"relay\"\n");
+    let errs = invalid(
+        "[[port]]\nname = \"xd0\"\n[[port]]\nname = \"xd1\"\n[[queue]]\nport = \"xd0\"\nlcore = 1\napp = \"relay\"\n",
+    );
     assert_eq!(errs, vec!["port[1]"]);
 }
 
@@ -238,8 +255,13 @@ fn null_ports() {
 
 #[test]
 fn names_and_busy_poll() {
-    let t = |extra: &str| invalid(&format!("[[port]]\nname = \"xd0\"\n{extra}\n[[queue]]\nport = \"xd0\"\nlcore = 1\napp = \"relay\"\n"));
-    assert_eq!(t("busy_poll = { usecs = 0, budget = 5000 }"), vec!["port[0].busy_poll.usecs", "port[0].busy_poll.budget"]);
+    let t = |extra: &str| {
+        invalid(&format!("[[port]]\nname = \"xd0\"\n{extra}\n[[queue]]\nport = \"xd0\"\nlcore = 1\napp = \"relay\"\n"))
+    };
+    assert_eq!(
+        t("busy_poll = { usecs = 0, budget = 5000 }"),
+        vec!["port[0].busy_poll.usecs", "port[0].busy_poll.budget"]
+    );
     let errs = invalid("[[port]]\nname = \"bad name\"\n[[queue]]\nport = \"bad name\"\nlcore = 1\napp = \"relay\"\n");
     assert_eq!(errs, vec!["port[0].name", "port[0].name"]);
 }

@@ -149,7 +149,12 @@ impl std::fmt::Debug for Ctx<'_, '_> {
 
 impl<'a, 'u> Ctx<'a, 'u> {
     /// Builds a context over caller-owned parts (tests and benchmarks drive apps this way).
-    pub fn new(now: Instant, pool: &'a mut PoolCache<'u>, drops: &'a mut DropCounters, staging: &'a mut [FrameBuf<'u>]) -> Ctx<'a, 'u> {
+    pub fn new(
+        now: Instant,
+        pool: &'a mut PoolCache<'u>,
+        drops: &'a mut DropCounters,
+        staging: &'a mut [FrameBuf<'u>],
+    ) -> Ctx<'a, 'u> {
         Ctx { now, pool, drops, staging }
     }
 

@@ -25,7 +25,11 @@ impl std::fmt::Debug for Batch<'_> {
 impl<'u> Batch<'u> {
     /// An empty batch for up to `cap` frames.
     pub fn with_capacity(cap: usize) -> Batch<'u> {
-        Batch { frames: FrameBuf::with_capacity(cap), verdicts: vec![Verdict::Drop(DropReason::NoVerdict); cap].into_boxed_slice(), uniform: None }
+        Batch {
+            frames: FrameBuf::with_capacity(cap),
+            verdicts: vec![Verdict::Drop(DropReason::NoVerdict); cap].into_boxed_slice(),
+            uniform: None,
+        }
     }
 
     /// Number of frames.

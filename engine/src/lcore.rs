@@ -64,7 +64,13 @@ pub struct LcoreOptions {
 impl LcoreOptions {
     /// Defaults: burst 64, spin, publish every 100 ms, not pinned.
     pub fn new(name: impl Into<String>) -> LcoreOptions {
-        LcoreOptions { name: name.into(), cpu: None, burst: DEFAULT_BURST, idle: IdleMode::Spin, publish_every: Duration::from_millis(100) }
+        LcoreOptions {
+            name: name.into(),
+            cpu: None,
+            burst: DEFAULT_BURST,
+            idle: IdleMode::Spin,
+            publish_every: Duration::from_millis(100),
+        }
     }
 }
 
@@ -85,11 +91,14 @@ struct Queue<'u, A> {
     app: A,
 }
 
+/// A queue added to a builder, with its app once set: (name, port, (app name, app)).
+type PendingQueue<'u, A> = (String, AnyPort<'u>, Option<(String, A)>);
+
 /// Assembles an lcore: queues first (their TX targets are needed to build apps), then apps.
 pub struct LcoreBuilder<'u, A> {
     opts: LcoreOptions,
     cache: PoolCache<'u>,
-    queues: Vec<(String, AnyPort<'u>, Option<(String, A)>)>,
+    queues: Vec<PendingQueue<'u, A>>,
     targets: Vec<Target<'u>>,
     inbound: Vec<Inbound<'u>>,
 }
@@ -153,7 +162,10 @@ impl<'u, A: App<'u>> LcoreBuilder<'u, A> {
             cpu: self.opts.cpu,
             burst,
             running: true,
-            queues: queues.iter().map(|q| QueueSnapshot { name: q.name.clone(), app: q.app_name.clone(), ..Default::default() }).collect(),
+            queues: queues
+                .iter()
+                .map(|q| QueueSnapshot { name: q.name.clone(), app: q.app_name.clone(), ..Default::default() })
+                .collect(),
             ..Default::default()
         };
         let shared = Arc::new(Mutex::new(snapshot.clone()));
@@ -434,7 +446,12 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
 
 /// Moves every frame of `batch` to its verdict's destination.
 #[inline]
-fn dispatch<'u>(batch: &mut Batch<'u>, staging: &mut [FrameBuf<'u>], cache: &mut PoolCache<'u>, drops: &mut DropCounters) {
+fn dispatch<'u>(
+    batch: &mut Batch<'u>,
+    staging: &mut [FrameBuf<'u>],
+    cache: &mut PoolCache<'u>,
+    drops: &mut DropCounters,
+) {
     if let Some(v) = batch.uniform() {
         let frames = &mut batch.frames;
         match v {
@@ -443,7 +460,8 @@ fn dispatch<'u>(batch: &mut Batch<'u>, staging: &mut [FrameBuf<'u>], cache: &mut
                     s.append_from(frames);
                 }
                 if !frames.is_empty() {
-                    let reason = if staging.get(t.0 as usize).is_some() { DropReason::TxRingFull } else { DropReason::NoRoute };
+                    let reason =
+                        if staging.get(t.0 as usize).is_some() { DropReason::TxRingFull } else { DropReason::NoRoute };
                     drops.add(reason, frames.len() as u64);
                     cache.free_burst(frames);
                 }

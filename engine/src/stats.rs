@@ -153,7 +153,8 @@ impl Rates {
         }
         let (p, c) = (prev.port_totals(), cur.port_totals());
         let d = |a: u64, b: u64| b.saturating_sub(a) as f64;
-        let polls = cur.counters.burst_hist.iter().sum::<u64>() as f64 - prev.counters.burst_hist.iter().sum::<u64>() as f64;
+        let polls =
+            cur.counters.burst_hist.iter().sum::<u64>() as f64 - prev.counters.burst_hist.iter().sum::<u64>() as f64;
         let iters = d(prev.counters.iterations, cur.counters.iterations);
         Rates {
             secs,
@@ -161,8 +162,16 @@ impl Rates {
             tx_pps: d(p.tx_packets, c.tx_packets) / secs,
             rx_bps: d(p.rx_bytes, c.rx_bytes) * 8.0 / secs,
             tx_bps: d(p.tx_bytes, c.tx_bytes) * 8.0 / secs,
-            empty_poll_ratio: if polls > 0.0 { d(prev.counters.empty_polls, cur.counters.empty_polls) / polls } else { 0.0 },
-            idle_ratio: if iters > 0.0 { d(prev.counters.idle_iterations, cur.counters.idle_iterations) / iters } else { 0.0 },
+            empty_poll_ratio: if polls > 0.0 {
+                d(prev.counters.empty_polls, cur.counters.empty_polls) / polls
+            } else {
+                0.0
+            },
+            idle_ratio: if iters > 0.0 {
+                d(prev.counters.idle_iterations, cur.counters.idle_iterations) / iters
+            } else {
+                0.0
+            },
         }
     }
 }

@@ -128,9 +128,7 @@ impl Region {
             PageSize::Normal => {}
         }
         // SAFETY: anonymous private mapping at a kernel-chosen address; result checked below.
-        let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0)
-        };
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
         if p == libc::MAP_FAILED {
             return Err(MemError::Mmap { len, page, source: io::Error::last_os_error() });
         }

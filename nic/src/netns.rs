@@ -28,10 +28,7 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 pub const IFNAME_MAX: usize = 15;
 
 fn cmdline(prog: &str, args: &[&str]) -> String {
-    std::iter::once(prog)
-        .chain(args.iter().copied())
-        .collect::<Vec<_>>()
-        .join(" ")
+    std::iter::once(prog).chain(args.iter().copied()).collect::<Vec<_>>().join(" ")
 }
 
 /// Runs `prog args...`, returns stdout; a non-zero exit becomes an error with stderr.
@@ -53,15 +50,11 @@ fn run(prog: &str, args: &[&str]) -> io::Result<String> {
 }
 
 fn check_ifname(name: &str) -> io::Result<()> {
-    if name.is_empty()
-        || name.len() > IFNAME_MAX
-        || name.contains(|c: char| c == '/' || c == ':' || c.is_whitespace())
+    if name.is_empty() || name.len() > IFNAME_MAX || name.contains(|c: char| c == '/' || c == ':' || c.is_whitespace())
     {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!(
-                "invalid interface name {name:?}: 1..={IFNAME_MAX} bytes, no '/', ':' or spaces"
-            ),
+            format!("invalid interface name {name:?}: 1..={IFNAME_MAX} bytes, no '/', ':' or spaces"),
         ));
     }
     Ok(())
@@ -109,23 +102,15 @@ impl Netns {
         self.command(argv)
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("`ip netns exec {} {}`: {e}", self.name, argv.join(" ")),
-                )
-            })
+            .map_err(|e| io::Error::new(e.kind(), format!("`ip netns exec {} {}`: {e}", self.name, argv.join(" "))))
     }
 
     /// Starts `ip netns exec NAME argv...` with inherited stdio. `ip` execs the program, so the
     /// child's pid is the program's.
     pub fn spawn(&self, argv: &[&str]) -> io::Result<Child> {
-        self.command(argv).spawn().map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("`ip netns exec {} {}`: {e}", self.name, argv.join(" ")),
-            )
-        })
+        self.command(argv)
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("`ip netns exec {} {}`: {e}", self.name, argv.join(" "))))
     }
 
     /// Moves the *calling thread* into this namespace until the guard drops. Sockets created
@@ -150,12 +135,8 @@ impl Netns {
     pub fn sysctl(&self, key: &str, value: &str) -> io::Result<()> {
         let path = format!("/proc/sys/{key}");
         self.run_in(|| {
-            std::fs::write(&path, value).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("netns {}: write {value} to {path}: {e}", self.name),
-                )
-            })
+            std::fs::write(&path, value)
+                .map_err(|e| io::Error::new(e.kind(), format!("netns {}: write {value} to {path}: {e}", self.name)))
         })
     }
 }
@@ -190,10 +171,7 @@ fn setns(fd: BorrowedFd<'_>) -> io::Result<()> {
 pub(crate) fn enter_fd(target: BorrowedFd<'_>) -> io::Result<NetnsGuard> {
     let prev: OwnedFd = File::open("/proc/thread-self/ns/net")?.into();
     setns(target).map_err(|e| io::Error::new(e.kind(), format!("setns(CLONE_NEWNET): {e}")))?;
-    Ok(NetnsGuard {
-        prev,
-        _not_send: PhantomData,
-    })
+    Ok(NetnsGuard { prev, _not_send: PhantomData })
 }
 
 impl Drop for NetnsGuard {
@@ -220,7 +198,8 @@ pub enum End {
 /// Switches the current thread into the namespace `/run/netns/NAME` (for threads that outlive
 /// a borrow of the [`Netns`]); the guard switches back.
 pub fn enter_by_name(name: &str) -> io::Result<NetnsGuard> {
-    let f = File::open(format!("/run/netns/{name}")).map_err(|e| io::Error::new(e.kind(), format!("open /run/netns/{name}: {e}")))?;
+    let f = File::open(format!("/run/netns/{name}"))
+        .map_err(|e| io::Error::new(e.kind(), format!("open /run/netns/{name}: {e}")))?;
     enter_fd(f.as_fd())
 }
 
@@ -252,13 +231,7 @@ pub struct VethPair {
 
 impl VethPair {
     /// Creates `name_a` in `ns_a` and its peer `name_b` in `ns_b`, applies `cfg`, sets both up.
-    pub fn new(
-        ns_a: &Netns,
-        name_a: &str,
-        ns_b: &Netns,
-        name_b: &str,
-        cfg: &VethConfig,
-    ) -> io::Result<VethPair> {
+    pub fn new(ns_a: &Netns, name_a: &str, ns_b: &Netns, name_b: &str, cfg: &VethConfig) -> io::Result<VethPair> {
         check_ifname(name_a)?;
         check_ifname(name_b)?;
         let q = cfg.queues.map(|q| q.to_string());
@@ -316,18 +289,7 @@ impl VethPair {
 
     /// Reads the MAC address of `end`.
     pub fn mac(&self, end: End) -> io::Result<[u8; 6]> {
-        let out = run(
-            "ip",
-            &[
-                "-n",
-                self.netns(end),
-                "-o",
-                "link",
-                "show",
-                "dev",
-                self.name(end),
-            ],
-        )?;
+        let out = run("ip", &["-n", self.netns(end), "-o", "link", "show", "dev", self.name(end)])?;
         let word = out
             .split_whitespace()
             .skip_while(|w| *w != "link/ether")
@@ -350,20 +312,10 @@ fn set_channels(ns: &Netns, name: &str, q: u32) -> io::Result<()> {
     let out = ns.exec(&["ethtool", "-l", name])?;
     let text = String::from_utf8_lossy(&out.stdout);
     // "Current hardware settings:" section: RX: n / TX: n.
-    let current = text
-        .split("Current hardware settings:")
-        .nth(1)
-        .unwrap_or("");
-    let get = |key: &str| {
-        current
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string()))
-    };
+    let current = text.split("Current hardware settings:").nth(1).unwrap_or("");
+    let get = |key: &str| current.lines().find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string()));
     let want = q.to_string();
-    if out.status.success()
-        && get("RX:").as_deref() == Some(&want)
-        && get("TX:").as_deref() == Some(&want)
-    {
+    if out.status.success() && get("RX:").as_deref() == Some(&want) && get("TX:").as_deref() == Some(&want) {
         return Ok(());
     }
     let out = ns.exec(&["ethtool", "-L", name, "rx", &want, "tx", &want])?;
@@ -394,10 +346,7 @@ pub fn parse_mac(s: &str) -> io::Result<[u8; 6]> {
 
 /// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// Options of a [`Topology`].
@@ -467,73 +416,25 @@ impl Topology {
             addr_b: Some(b.to_string()),
             disable_ipv6: true,
         };
-        let gen_link = VethPair::new(
-            &gen_ns,
-            Self::GEN_IF,
-            &dut,
-            Self::DUT_GEN_IF,
-            &veth("198.18.0.1/24", "198.18.0.2/24"),
-        )?;
-        let sink_link = VethPair::new(
-            &dut,
-            Self::DUT_SINK_IF,
-            &sink,
-            Self::SINK_IF,
-            &veth("198.19.0.2/24", "198.19.0.1/24"),
-        )?;
-        let macs = [
-            gen_link.mac(End::A)?,
-            gen_link.mac(End::B)?,
-            sink_link.mac(End::A)?,
-            sink_link.mac(End::B)?,
-        ];
+        let gen_link =
+            VethPair::new(&gen_ns, Self::GEN_IF, &dut, Self::DUT_GEN_IF, &veth("198.18.0.1/24", "198.18.0.2/24"))?;
+        let sink_link =
+            VethPair::new(&dut, Self::DUT_SINK_IF, &sink, Self::SINK_IF, &veth("198.19.0.2/24", "198.19.0.1/24"))?;
+        let macs = [gen_link.mac(End::A)?, gen_link.mac(End::B)?, sink_link.mac(End::A)?, sink_link.mac(End::B)?];
         let [g0, d0, d1, s0] = macs.map(|m| format_mac(&m));
         let neigh = |ns: &Netns, ip: Ipv4Addr, mac: &str, dev: &str| {
-            ns.ip(&[
-                "neigh",
-                "replace",
-                &ip.to_string(),
-                "lladdr",
-                mac,
-                "dev",
-                dev,
-                "nud",
-                "permanent",
-            ])
+            ns.ip(&["neigh", "replace", &ip.to_string(), "lladdr", mac, "dev", dev, "nud", "permanent"])
         };
         neigh(&gen_ns, Self::DUT_GEN_ADDR, &d0, Self::GEN_IF)?;
         neigh(&dut, Self::GEN_ADDR, &g0, Self::DUT_GEN_IF)?;
         neigh(&dut, Self::SINK_ADDR, &s0, Self::DUT_SINK_IF)?;
         neigh(&sink, Self::DUT_SINK_ADDR, &d1, Self::SINK_IF)?;
-        gen_ns.ip(&[
-            "route",
-            "add",
-            "198.19.0.0/24",
-            "via",
-            "198.18.0.2",
-            "dev",
-            Self::GEN_IF,
-        ])?;
-        sink.ip(&[
-            "route",
-            "add",
-            "198.18.0.0/24",
-            "via",
-            "198.19.0.2",
-            "dev",
-            Self::SINK_IF,
-        ])?;
+        gen_ns.ip(&["route", "add", "198.19.0.0/24", "via", "198.18.0.2", "dev", Self::GEN_IF])?;
+        sink.ip(&["route", "add", "198.18.0.0/24", "via", "198.19.0.2", "dev", Self::SINK_IF])?;
         if cfg.dut_ip_forward {
             dut.sysctl("net/ipv4/ip_forward", "1")?;
         }
-        Ok(Topology {
-            gen_link,
-            sink_link,
-            macs,
-            generator: gen_ns,
-            dut,
-            sink,
-        })
+        Ok(Topology { gen_link, sink_link, macs, generator: gen_ns, dut, sink })
     }
 
     /// The generator namespace (`gen`; `gen` is reserved as a keyword in Rust 2024).

@@ -47,7 +47,13 @@ impl<'u> PoolCache<'u> {
     /// A cache of `capacity` chunks (at least 2) over `umem`. Starts empty.
     pub fn new(umem: &'u Umem, capacity: usize) -> PoolCache<'u> {
         let capacity = capacity.max(2);
-        PoolCache { umem, stack: vec![0u64; capacity].into_boxed_slice(), len: 0, data_off: umem.data_offset(), stats: CacheStats::default() }
+        PoolCache {
+            umem,
+            stack: vec![0u64; capacity].into_boxed_slice(),
+            len: 0,
+            data_off: umem.data_offset(),
+            stats: CacheStats::default(),
+        }
     }
 
     /// The UMEM this cache draws from.

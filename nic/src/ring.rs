@@ -136,7 +136,17 @@ impl<T: Copy> RingCore<T> {
                 base.add(off.desc as usize).cast::<T>(),
             )
         };
-        let mut r = RingCore { producer, consumer, flags, slots, mask: size - 1, size, cached_prod: 0, cached_cons: 0, _mem: mem };
+        let mut r = RingCore {
+            producer,
+            consumer,
+            flags,
+            slots,
+            mask: size - 1,
+            size,
+            cached_prod: 0,
+            cached_cons: 0,
+            _mem: mem,
+        };
         r.cached_prod = r.prod().load(Ordering::Relaxed);
         r.cached_cons = r.cons().load(Ordering::Relaxed);
         if role == Role::Producer {

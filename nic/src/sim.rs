@@ -157,7 +157,9 @@ impl<'u> SimWire<'u> {
             } else {
                 // SAFETY: the descriptor lies inside one chunk of the live region (checked); the
                 // chunk belongs to the kernel side until its completion is posted below.
-                let bytes = unsafe { std::slice::from_raw_parts(self.umem.base().as_ptr().add(d.addr as usize), d.len as usize) };
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(self.umem.base().as_ptr().add(d.addr as usize), d.len as usize)
+                };
                 sink(bytes);
             }
             self.comp.prod_write(i, d.addr);

@@ -88,9 +88,7 @@ impl Umem {
     pub fn new(region: Region, cfg: UmemConfig) -> Result<Umem, UmemError> {
         let fs = cfg.frame_size;
         if !fs.is_power_of_two() || !(XDP_UMEM_MIN_CHUNK_SIZE..=32768).contains(&fs) {
-            return Err(UmemError::Geometry(format!(
-                "frame_size must be a power of two in 2048..=32768, got {fs}"
-            )));
+            return Err(UmemError::Geometry(format!("frame_size must be a power of two in 2048..=32768, got {fs}")));
         }
         if cfg.frame_count == 0 {
             return Err(UmemError::Geometry("frame_count must be > 0".into()));

@@ -104,12 +104,8 @@ pub(crate) enum StatIndex {
 }
 
 impl StatIndex {
-    const ALL: [StatIndex; 4] = [
-        StatIndex::Redirected,
-        StatIndex::PassedUnclaimed,
-        StatIndex::PassedNoSocket,
-        StatIndex::ParseShort,
-    ];
+    const ALL: [StatIndex; 4] =
+        [StatIndex::Redirected, StatIndex::PassedUnclaimed, StatIndex::PassedNoSocket, StatIndex::ParseShort];
 }
 
 /// The attach mode asked for.
@@ -184,28 +180,17 @@ pub struct ClaimRule {
 impl ClaimRule {
     /// UDP to destination port `port`.
     pub fn udp_port(port: u16) -> ClaimRule {
-        ClaimRule {
-            proto: Some(17),
-            dst_port: Some((port, port)),
-            ..ClaimRule::default()
-        }
+        ClaimRule { proto: Some(17), dst_port: Some((port, port)), ..ClaimRule::default() }
     }
 
     /// TCP to destination port `port`.
     pub fn tcp_port(port: u16) -> ClaimRule {
-        ClaimRule {
-            proto: Some(6),
-            dst_port: Some((port, port)),
-            ..ClaimRule::default()
-        }
+        ClaimRule { proto: Some(6), dst_port: Some((port, port)), ..ClaimRule::default() }
     }
 
     /// This rule, restricted to destinations in `addr/prefix_len`.
     pub fn to_prefix(self, addr: IpAddr, prefix_len: u8) -> ClaimRule {
-        ClaimRule {
-            dst: Some((addr, prefix_len)),
-            ..self
-        }
+        ClaimRule { dst: Some((addr, prefix_len)), ..self }
     }
 
     /// Encodes the rule for the BPF map, rejecting rules that are ambiguous in the encoding
@@ -234,15 +219,10 @@ impl ClaimRule {
                 }
             };
             if plen > max {
-                return Err(format!(
-                    "prefix length {plen} is longer than {max} bits for {addr}"
-                ));
+                return Err(format!("prefix length {plen} is longer than {max} bits for {addr}"));
             }
             if raw.ethertype != 0 && raw.ethertype != ethertype {
-                return Err(format!(
-                    "destination {addr} can never match ethertype {:#06x}",
-                    raw.ethertype
-                ));
+                return Err(format!("destination {addr} can never match ethertype {:#06x}", raw.ethertype));
             }
             raw.family = family;
             raw.prefix_len = plen;
@@ -255,10 +235,7 @@ impl ClaimRule {
                 return Err(format!("port range {lo}-{hi} is empty"));
             }
             if raw.proto != 0 && raw.proto != 6 && raw.proto != 17 {
-                return Err(format!(
-                    "a destination port needs UDP or TCP, not protocol {}",
-                    raw.proto
-                ));
+                return Err(format!("a destination port needs UDP or TCP, not protocol {}", raw.proto));
             }
             raw.port_lo = lo;
             raw.port_hi = hi;
@@ -290,12 +267,8 @@ impl XdpProgStats {
     pub fn since(&self, earlier: &XdpProgStats) -> XdpProgStats {
         XdpProgStats {
             redirected: self.redirected.saturating_sub(earlier.redirected),
-            passed_unclaimed: self
-                .passed_unclaimed
-                .saturating_sub(earlier.passed_unclaimed),
-            passed_no_socket: self
-                .passed_no_socket
-                .saturating_sub(earlier.passed_no_socket),
+            passed_unclaimed: self.passed_unclaimed.saturating_sub(earlier.passed_unclaimed),
+            passed_no_socket: self.passed_no_socket.saturating_sub(earlier.passed_no_socket),
             parse_short: self.parse_short.saturating_sub(earlier.parse_short),
         }
     }
@@ -455,12 +428,7 @@ impl XdpError {
     }
 
     fn failed(iface: &str, op: XdpOp, errno: Option<i32>, detail: impl fmt::Display) -> XdpError {
-        XdpError::Failed {
-            iface: iface.to_string(),
-            op,
-            errno,
-            detail: detail.to_string(),
-        }
+        XdpError::Failed { iface: iface.to_string(), op, errno, detail: detail.to_string() }
     }
 
     fn io(iface: &str, op: XdpOp, e: &io::Error) -> XdpError {
@@ -469,10 +437,7 @@ impl XdpError {
 
     fn nl(iface: &str, op: XdpOp, e: &netlink::NlError) -> XdpError {
         if e.errno == libc::ENODEV {
-            return XdpError::NoSuchInterface {
-                iface: iface.to_string(),
-                op,
-            };
+            return XdpError::NoSuchInterface { iface: iface.to_string(), op };
         }
         XdpError::failed(iface, op, Some(e.errno), e)
     }
@@ -529,10 +494,7 @@ fn errno_of(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
 
 /// The index of `ifname` in the calling thread's network namespace.
 fn ifindex_of(ifname: &str, op: XdpOp) -> Result<u32, XdpError> {
-    let no_such = || XdpError::NoSuchInterface {
-        iface: ifname.to_string(),
-        op,
-    };
+    let no_such = || XdpError::NoSuchInterface { iface: ifname.to_string(), op };
     let c = std::ffi::CString::new(ifname).map_err(|_| no_such())?;
     // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
@@ -613,26 +575,15 @@ pub struct AttachedProgram {
 
 impl fmt::Display for AttachedProgram {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} XDP program '{}' (id {})",
-            self.slot, self.prog_name, self.prog_id
-        )?;
+        write!(f, "{} XDP program '{}' (id {})", self.slot, self.prog_name, self.prog_id)?;
         match &self.via {
             AttachVia::Netlink => f.write_str(" attached through netlink"),
             AttachVia::Link { link_id, holders } if holders.is_empty() => {
-                write!(
-                    f,
-                    " attached through bpf_link {link_id} with no live holder"
-                )
+                write!(f, " attached through bpf_link {link_id} with no live holder")
             }
             AttachVia::Link { link_id, holders } => {
                 let pids: Vec<String> = holders.iter().map(u32::to_string).collect();
-                write!(
-                    f,
-                    " attached through bpf_link {link_id} held by pid {}",
-                    pids.join(", ")
-                )
+                write!(f, " attached through bpf_link {link_id} held by pid {}", pids.join(", "))
             }
         }
     }
@@ -657,14 +608,8 @@ fn inspect(ifname: &str, ifindex: u32) -> Result<Vec<AttachedProgram>, XdpError>
         }
         // Link info has only an ifindex (no namespace), so the program id, taken from this
         // namespace's netlink answer, is what ties a link to this interface.
-        let via = match links
-            .iter()
-            .find(|l| l.prog_id == prog_id && l.xdp_ifindex == ifindex)
-        {
-            Some(l) => AttachVia::Link {
-                link_id: l.id,
-                holders: bpf_sys::link_holders(l.id),
-            },
+        let via = match links.iter().find(|l| l.prog_id == prog_id && l.xdp_ifindex == ifindex) {
+            Some(l) => AttachVia::Link { link_id: l.id, holders: bpf_sys::link_holders(l.id) },
             None => AttachVia::Netlink,
         };
         out.push(AttachedProgram {
@@ -680,14 +625,8 @@ fn inspect(ifname: &str, ifindex: u32) -> Result<Vec<AttachedProgram>, XdpError>
 /// A human description of what is attached to `ifindex`, for error messages.
 fn describe_attached(ifname: &str, ifindex: u32) -> String {
     match inspect(ifname, ifindex) {
-        Ok(progs) if progs.is_empty() => {
-            "an XDP program (gone by the time it was inspected)".into()
-        }
-        Ok(progs) => progs
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(" and "),
+        Ok(progs) if progs.is_empty() => "an XDP program (gone by the time it was inspected)".into(),
+        Ok(progs) => progs.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "),
         Err(e) => format!("an XDP program (could not inspect it: {e})"),
     }
 }
@@ -731,20 +670,13 @@ fn encode_claim(ifname: &str, claim: &Claim) -> Result<(u8, Vec<ClaimRuleRaw>), 
         Claim::All => Ok((1, Vec::new())),
         Claim::Rules(rules) => {
             if rules.len() > MAX_RULES {
-                return Err(XdpError::TooManyRules {
-                    iface: ifname.to_string(),
-                    count: rules.len(),
-                });
+                return Err(XdpError::TooManyRules { iface: ifname.to_string(), count: rules.len() });
             }
             let raw = rules
                 .iter()
                 .enumerate()
                 .map(|(index, r)| {
-                    r.encode().map_err(|reason| XdpError::InvalidRule {
-                        iface: ifname.to_string(),
-                        index,
-                        reason,
-                    })
+                    r.encode().map_err(|reason| XdpError::InvalidRule { iface: ifname.to_string(), index, reason })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((0, raw))
@@ -754,15 +686,9 @@ fn encode_claim(ifname: &str, claim: &Claim) -> Result<(u8, Vec<ClaimRuleRaw>), 
 
 fn prog_mut<'a>(ebpf: &'a mut Ebpf, ifname: &str) -> Result<&'a mut Xdp, XdpError> {
     let p = ebpf.program_mut(PROGRAM_NAME).ok_or_else(|| {
-        XdpError::failed(
-            ifname,
-            XdpOp::Load,
-            None,
-            format!("no program {PROGRAM_NAME} in the object"),
-        )
+        XdpError::failed(ifname, XdpOp::Load, None, format!("no program {PROGRAM_NAME} in the object"))
     })?;
-    p.try_into()
-        .map_err(|e: ProgramError| XdpError::aya(ifname, XdpOp::Load, &e))
+    p.try_into().map_err(|e: ProgramError| XdpError::aya(ifname, XdpOp::Load, &e))
 }
 
 impl XdpProgram {
@@ -780,48 +706,29 @@ impl XdpProgram {
             .load(XDP_OBJECT)
             .map_err(|e| XdpError::aya(ifname, XdpOp::Load, &e))?;
         {
-            let map = ebpf.map_mut("claim_rules").ok_or_else(|| {
-                XdpError::failed(
-                    ifname,
-                    XdpOp::WriteRules,
-                    None,
-                    "no map claim_rules in the object",
-                )
-            })?;
+            let map = ebpf
+                .map_mut("claim_rules")
+                .ok_or_else(|| XdpError::failed(ifname, XdpOp::WriteRules, None, "no map claim_rules in the object"))?;
             let mut arr: Array<&mut MapData, ClaimRuleRaw> =
                 Array::try_from(map).map_err(|e| XdpError::aya(ifname, XdpOp::WriteRules, &e))?;
             for (i, r) in rules.iter().enumerate() {
                 let i = u32::try_from(i).expect("at most MAX_RULES");
-                arr.set(i, r, 0)
-                    .map_err(|e| XdpError::aya(ifname, XdpOp::WriteRules, &e))?;
+                arr.set(i, r, 0).map_err(|e| XdpError::aya(ifname, XdpOp::WriteRules, &e))?;
             }
         }
         let prog = prog_mut(&mut ebpf, ifname)?;
-        prog.load()
-            .map_err(|e| XdpError::aya(ifname, XdpOp::Load, &e))?;
-        let prog_id = prog
-            .info()
-            .map_err(|e| XdpError::aya(ifname, XdpOp::Load, &e))?
-            .id();
+        prog.load().map_err(|e| XdpError::aya(ifname, XdpOp::Load, &e))?;
+        let prog_id = prog.info().map_err(|e| XdpError::aya(ifname, XdpOp::Load, &e))?.id();
 
         let (mode, attachment) = match mode {
-            XdpMode::Native => (
-                AttachedMode::Native,
-                attach_in(prog, ifname, ifindex, AttachedMode::Native)?,
-            ),
-            XdpMode::Generic => (
-                AttachedMode::Generic,
-                attach_in(prog, ifname, ifindex, AttachedMode::Generic)?,
-            ),
+            XdpMode::Native => (AttachedMode::Native, attach_in(prog, ifname, ifindex, AttachedMode::Native)?),
+            XdpMode::Generic => (AttachedMode::Generic, attach_in(prog, ifname, ifindex, AttachedMode::Generic)?),
             XdpMode::Auto => match attach_in(prog, ifname, ifindex, AttachedMode::Native) {
                 Ok(a) => (AttachedMode::Native, a),
                 Err(e @ XdpError::AlreadyAttached { .. }) => return Err(e),
                 Err(e) => {
                     tracing::warn!(iface = %ifname, error = %e, "native XDP attach failed, using generic mode");
-                    (
-                        AttachedMode::Generic,
-                        attach_in(prog, ifname, ifindex, AttachedMode::Generic)?,
-                    )
+                    (AttachedMode::Generic, attach_in(prog, ifname, ifindex, AttachedMode::Generic)?)
                 }
             },
         };
@@ -900,9 +807,7 @@ impl XdpProgram {
         let op = XdpOp::RegisterSocket { queue };
         self.check_queue(queue, op)?;
         let ifname = self.ifname.clone();
-        self.xsks_map(op)?
-            .set(queue, fd.as_raw_fd(), 0)
-            .map_err(|e| XdpError::aya(&ifname, op, &e))
+        self.xsks_map(op)?.set(queue, fd.as_raw_fd(), 0).map_err(|e| XdpError::aya(&ifname, op, &e))
     }
 
     /// Clears `xsks_map[queue]`; claimed frames on `queue` are passed to the kernel again
@@ -920,11 +825,7 @@ impl XdpProgram {
 
     fn check_queue(&self, queue: u32, op: XdpOp) -> Result<(), XdpError> {
         if queue >= MAX_QUEUES {
-            return Err(XdpError::QueueOutOfRange {
-                iface: self.ifname.clone(),
-                op,
-                queue,
-            });
+            return Err(XdpError::QueueOutOfRange { iface: self.ifname.clone(), op, queue });
         }
         Ok(())
     }
@@ -941,16 +842,15 @@ impl XdpProgram {
     /// The counters, summed over CPUs.
     pub fn stats(&self) -> Result<XdpProgStats, XdpError> {
         let op = XdpOp::StatsRead;
-        let map = self.ebpf.map("xskd_stats").ok_or_else(|| {
-            XdpError::failed(&self.ifname, op, None, "no map xskd_stats in the object")
-        })?;
+        let map = self
+            .ebpf
+            .map("xskd_stats")
+            .ok_or_else(|| XdpError::failed(&self.ifname, op, None, "no map xskd_stats in the object"))?;
         let arr: PerCpuArray<&MapData, u64> =
             PerCpuArray::try_from(map).map_err(|e| XdpError::aya(&self.ifname, op, &e))?;
         let mut sums = [0u64; 4];
         for idx in StatIndex::ALL {
-            let vals = arr
-                .get(&(idx as u32), 0)
-                .map_err(|e| XdpError::aya(&self.ifname, op, &e))?;
+            let vals = arr.get(&(idx as u32), 0).map_err(|e| XdpError::aya(&self.ifname, op, &e))?;
             sums[idx as usize] = vals.iter().sum();
         }
         Ok(XdpProgStats {
@@ -974,10 +874,7 @@ impl XdpProgram {
             .try_into()
             .map_err(|e: ProgramError| XdpError::aya(&self.ifname, op, &e))?;
         let res = prog
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                ..TestRunOptions::default()
-            })
+            .test_run(TestRunOptions { data_in: Some(frame), ..TestRunOptions::default() })
             .map_err(|e| XdpError::aya(&self.ifname, op, &e))?;
         Ok(res.return_value)
     }
@@ -1000,8 +897,7 @@ impl XdpProgram {
                 // cannot keep the program attached after we return. Opening a link by id needs
                 // CAP_SYS_ADMIN; without it, closing our descriptor is the detach, and the
                 // verification below waits out such a child.
-                let explicit =
-                    bpf_sys::link_fd_by_id(link_id).and_then(|fd| bpf_sys::link_detach(fd.as_fd()));
+                let explicit = bpf_sys::link_fd_by_id(link_id).and_then(|fd| bpf_sys::link_detach(fd.as_fd()));
                 if let Err(e) = explicit {
                     tracing::debug!(iface = %ifname, link_id, error = %e,
                         "BPF_LINK_DETACH unavailable, detaching by closing the link");
@@ -1018,11 +914,7 @@ impl XdpProgram {
                             .map_err(|e| XdpError::io(&ifname, XdpOp::NetlinkDetach, &e))?,
                     )
                 };
-                let prog = self
-                    .ebpf
-                    .program(PROGRAM_NAME)
-                    .and_then(|p| p.fd().ok())
-                    .map(|fd| fd.as_fd());
+                let prog = self.ebpf.program(PROGRAM_NAME).and_then(|p| p.fd().ok()).map(|fd| fd.as_fd());
                 match netlink::set_xdp(self.ifindex, None, slot.flags(), prog) {
                     // ENODEV: the interface is gone; EEXIST: another program replaced ours.
                     Ok(()) => {}
@@ -1038,10 +930,7 @@ impl XdpProgram {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
             loop {
                 match netlink::query(self.ifindex) {
-                    Ok(st)
-                        if [st.drv_prog_id, st.skb_prog_id, st.hw_prog_id]
-                            .contains(&self.prog_id) =>
-                    {
+                    Ok(st) if [st.drv_prog_id, st.skb_prog_id, st.hw_prog_id].contains(&self.prog_id) => {
                         if std::time::Instant::now() > deadline {
                             return Err(XdpError::failed(
                                 &ifname,
@@ -1070,38 +959,21 @@ fn netns_id_of(fd: BorrowedFd<'_>) -> Option<(u64, u64)> {
 }
 
 /// Attaches the loaded `prog` in `mode`; returns the attachment we own.
-fn attach_in(
-    prog: &mut Xdp,
-    ifname: &str,
-    ifindex: u32,
-    mode: AttachedMode,
-) -> Result<Attachment, XdpError> {
+fn attach_in(prog: &mut Xdp, ifname: &str, ifindex: u32, mode: AttachedMode) -> Result<Attachment, XdpError> {
     let (aya_mode, op, slot) = match mode {
-        AttachedMode::Native => (
-            aya::programs::XdpMode::Driver,
-            XdpOp::AttachNative,
-            AttachSlot::Native,
-        ),
-        AttachedMode::Generic => (
-            aya::programs::XdpMode::Skb,
-            XdpOp::AttachGeneric,
-            AttachSlot::Generic,
-        ),
+        AttachedMode::Native => (aya::programs::XdpMode::Driver, XdpOp::AttachNative, AttachSlot::Native),
+        AttachedMode::Generic => (aya::programs::XdpMode::Skb, XdpOp::AttachGeneric, AttachSlot::Generic),
     };
-    let link_id = prog
-        .attach_to_if_index(ifindex, aya_mode)
-        .map_err(|e| match errno_of(&e) {
-            Some(errno @ (libc::EBUSY | libc::EEXIST)) => XdpError::AlreadyAttached {
-                iface: ifname.to_string(),
-                op,
-                existing: describe_attached(ifname, ifindex),
-                errno,
-            },
-            _ => XdpError::aya(ifname, op, &e),
-        })?;
-    let link = prog
-        .take_link(link_id)
-        .map_err(|e| XdpError::aya(ifname, op, &e))?;
+    let link_id = prog.attach_to_if_index(ifindex, aya_mode).map_err(|e| match errno_of(&e) {
+        Some(errno @ (libc::EBUSY | libc::EEXIST)) => XdpError::AlreadyAttached {
+            iface: ifname.to_string(),
+            op,
+            existing: describe_attached(ifname, ifindex),
+            errno,
+        },
+        _ => XdpError::aya(ifname, op, &e),
+    })?;
+    let link = prog.take_link(link_id).map_err(|e| XdpError::aya(ifname, op, &e))?;
     match FdLink::try_from(link) {
         Ok(fd_link) => {
             let link_id = match fd_link.info() {
@@ -1111,10 +983,7 @@ fn attach_in(
                     return Err(XdpError::aya(ifname, op, &e));
                 }
             };
-            Ok(Attachment::Link {
-                link: fd_link,
-                link_id,
-            })
+            Ok(Attachment::Link { link: fd_link, link_id })
         }
         Err(_) => {
             // aya attached through netlink (bpf_link_create said EINVAL). Converting consumed
@@ -1217,11 +1086,7 @@ pub fn cleanup(ifname: &str) -> Result<CleanupReport, XdpError> {
 /// [`cleanup`] with options.
 pub fn cleanup_with(ifname: &str, opts: &CleanupOptions) -> Result<CleanupReport, XdpError> {
     let ifindex = ifindex_of(ifname, XdpOp::ResolveInterface)?;
-    let mut report = CleanupReport {
-        ifname: ifname.to_string(),
-        removed: Vec::new(),
-        kept: Vec::new(),
-    };
+    let mut report = CleanupReport { ifname: ifname.to_string(), removed: Vec::new(), kept: Vec::new() };
     for prog in inspect(ifname, ifindex)? {
         match &prog.via {
             AttachVia::Netlink => {
@@ -1241,22 +1106,15 @@ pub fn cleanup_with(ifname: &str, opts: &CleanupOptions) -> Result<CleanupReport
             }
             AttachVia::Link { link_id, holders } => {
                 if !prog.prog_name.starts_with(PROGRAM_NAME_PREFIX) {
-                    let reason =
-                        "not an xskd program; detach it with the tool that attached it".into();
-                    report.kept.push(KeptProgram {
-                        program: prog,
-                        reason,
-                    });
+                    let reason = "not an xskd program; detach it with the tool that attached it".into();
+                    report.kept.push(KeptProgram { program: prog, reason });
                     continue;
                 }
                 if !holders.is_empty() && !opts.detach_live_links {
                     let reason = "a live process holds the link (a running xskd?); stop it, or \
                                   clean up with detach_live_links (--force)"
                         .into();
-                    report.kept.push(KeptProgram {
-                        program: prog,
-                        reason,
-                    });
+                    report.kept.push(KeptProgram { program: prog, reason });
                     continue;
                 }
                 let fd = match bpf_sys::link_fd_by_id(*link_id) {
@@ -1264,8 +1122,7 @@ pub fn cleanup_with(ifname: &str, opts: &CleanupOptions) -> Result<CleanupReport
                     Err(e) if bpf_sys::is_gone(&e) => continue,
                     Err(e) => return Err(XdpError::io(ifname, XdpOp::LinkDetach, &e)),
                 };
-                bpf_sys::link_detach(fd.as_fd())
-                    .map_err(|e| XdpError::io(ifname, XdpOp::LinkDetach, &e))?;
+                bpf_sys::link_detach(fd.as_fd()).map_err(|e| XdpError::io(ifname, XdpOp::LinkDetach, &e))?;
                 report.removed.push(prog);
             }
         }
@@ -1302,15 +1159,8 @@ mod tests {
             ("XSKD_STAT_PARSE_SHORT", StatIndex::ParseShort),
             ("XSKD_STAT_MAX", StatIndex::ParseShort),
         ] {
-            let want = if name == "XSKD_STAT_MAX" {
-                StatIndex::ALL.len() as u32
-            } else {
-                idx as u32
-            };
-            assert!(
-                src.contains(&format!("{name} = {want},")),
-                "{name} = {want} not found in xskd.bpf.c"
-            );
+            let want = if name == "XSKD_STAT_MAX" { StatIndex::ALL.len() as u32 } else { idx as u32 };
+            assert!(src.contains(&format!("{name} = {want},")), "{name} = {want} not found in xskd.bpf.c");
         }
         assert!(src.contains(&format!("#define MAX_QUEUES {MAX_QUEUES}")));
         assert!(src.contains(&format!("#define MAX_RULES {MAX_RULES}")));
@@ -1345,54 +1195,25 @@ mod tests {
         assert_eq!(raw.prefix_len, 45);
         assert_eq!(&raw.dst[..4], &[0x20, 0x01, 0, 2]);
         assert_eq!(raw.dst[15], 1);
-        assert_eq!(
-            ClaimRule::default().encode().expect("any"),
-            ClaimRuleRaw::default()
-        );
+        assert_eq!(ClaimRule::default().encode().expect("any"), ClaimRuleRaw::default());
     }
 
     #[test]
     fn invalid_rules_are_rejected_with_a_reason() {
         let v4 = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
         let bad = [
-            ClaimRule {
-                ethertype: Some(0),
-                ..ClaimRule::default()
-            },
-            ClaimRule {
-                proto: Some(0),
-                ..ClaimRule::default()
-            },
-            ClaimRule {
-                dst: Some((v4, 33)),
-                ..ClaimRule::default()
-            },
-            ClaimRule {
-                dst_port: Some((0, 0)),
-                ..ClaimRule::default()
-            },
-            ClaimRule {
-                dst_port: Some((10, 9)),
-                ..ClaimRule::default()
-            },
-            ClaimRule {
-                proto: Some(1),
-                dst_port: Some((1, 2)),
-                ..ClaimRule::default()
-            },
-            ClaimRule {
-                ethertype: Some(0x86dd),
-                dst: Some((v4, 24)),
-                ..ClaimRule::default()
-            },
+            ClaimRule { ethertype: Some(0), ..ClaimRule::default() },
+            ClaimRule { proto: Some(0), ..ClaimRule::default() },
+            ClaimRule { dst: Some((v4, 33)), ..ClaimRule::default() },
+            ClaimRule { dst_port: Some((0, 0)), ..ClaimRule::default() },
+            ClaimRule { dst_port: Some((10, 9)), ..ClaimRule::default() },
+            ClaimRule { proto: Some(1), dst_port: Some((1, 2)), ..ClaimRule::default() },
+            ClaimRule { ethertype: Some(0x86dd), dst: Some((v4, 24)), ..ClaimRule::default() },
         ];
         for (i, r) in bad.iter().enumerate() {
-            let err =
-                encode_claim("t0", &Claim::Rules(vec![ClaimRule::default(), *r])).unwrap_err();
+            let err = encode_claim("t0", &Claim::Rules(vec![ClaimRule::default(), *r])).unwrap_err();
             match err {
-                XdpError::InvalidRule {
-                    index, ref iface, ..
-                } => {
+                XdpError::InvalidRule { index, ref iface, .. } => {
                     assert_eq!((index, iface.as_str()), (1, "t0"), "case {i}: {err}");
                 }
                 other => panic!("case {i}: unexpected {other}"),
@@ -1408,38 +1229,18 @@ mod tests {
 
     #[test]
     fn stats_delta_and_total() {
-        let a = XdpProgStats {
-            redirected: 5,
-            passed_unclaimed: 3,
-            passed_no_socket: 2,
-            parse_short: 1,
-        };
-        let b = XdpProgStats {
-            redirected: 7,
-            passed_unclaimed: 3,
-            passed_no_socket: 4,
-            parse_short: 1,
-        };
+        let a = XdpProgStats { redirected: 5, passed_unclaimed: 3, passed_no_socket: 2, parse_short: 1 };
+        let b = XdpProgStats { redirected: 7, passed_unclaimed: 3, passed_no_socket: 4, parse_short: 1 };
         assert_eq!(b.total(), 15);
         assert_eq!(
             b.since(&a),
-            XdpProgStats {
-                redirected: 2,
-                passed_unclaimed: 0,
-                passed_no_socket: 2,
-                parse_short: 0
-            }
+            XdpProgStats { redirected: 2, passed_unclaimed: 0, passed_no_socket: 2, parse_short: 0 }
         );
     }
 
     #[test]
     fn errors_name_interface_and_operation() {
-        let e = XdpError::failed(
-            "d0",
-            XdpOp::RegisterSocket { queue: 3 },
-            Some(libc::EINVAL),
-            "boom",
-        );
+        let e = XdpError::failed("d0", XdpOp::RegisterSocket { queue: 3 }, Some(libc::EINVAL), "boom");
         assert_eq!(e.to_string(), "d0: map update xsks_map[3] failed: boom");
         assert_eq!(e.errno(), Some(libc::EINVAL));
         let e = XdpError::AlreadyAttached {
@@ -1455,11 +1256,7 @@ mod tests {
 
     #[test]
     fn cleanup_report_says_nothing_to_clean() {
-        let r = CleanupReport {
-            ifname: "d0".into(),
-            removed: vec![],
-            kept: vec![],
-        };
+        let r = CleanupReport { ifname: "d0".into(), removed: vec![], kept: vec![] };
         assert_eq!(r.to_string(), "d0: nothing to clean");
         let p = AttachedProgram {
             slot: AttachSlot::Generic,
@@ -1467,23 +1264,14 @@ mod tests {
             prog_name: "xskd_xdp".into(),
             via: AttachVia::Netlink,
         };
-        let r = CleanupReport {
-            ifname: "d0".into(),
-            removed: vec![p],
-            kept: vec![],
-        };
-        assert_eq!(
-            r.to_string(),
-            "d0: removed generic XDP program 'xskd_xdp' (id 9) attached through netlink"
-        );
+        let r = CleanupReport { ifname: "d0".into(), removed: vec![p], kept: vec![] };
+        assert_eq!(r.to_string(), "d0: removed generic XDP program 'xskd_xdp' (id 9) attached through netlink");
     }
 
     #[test]
     fn unknown_interface_is_reported() {
         let err = ifindex_of("xskd-nonexist0", XdpOp::ResolveInterface).unwrap_err();
         assert!(matches!(err, XdpError::NoSuchInterface { .. }), "{err}");
-        assert!(err
-            .to_string()
-            .starts_with("xskd-nonexist0: no such network interface"));
+        assert!(err.to_string().starts_with("xskd-nonexist0: no such network interface"));
     }
 }

@@ -167,7 +167,8 @@ impl XskSocket {
     }
     /// Reads `XDP_STATISTICS` (a syscall; call off the hot path).
     pub fn statistics(&self) -> io::Result<XdpStatistics> {
-        let (s, _len): (libc::xdp_statistics, usize) = sys::getsockopt(self.fd.as_fd(), libc::SOL_XDP, libc::XDP_STATISTICS)?;
+        let (s, _len): (libc::xdp_statistics, usize) =
+            sys::getsockopt(self.fd.as_fd(), libc::SOL_XDP, libc::XDP_STATISTICS)?;
         Ok(XdpStatistics {
             rx_dropped: s.rx_dropped,
             rx_invalid_descs: s.rx_invalid_descs,
@@ -267,7 +268,8 @@ fn open_once(
         };
         sys::setsockopt(b, libc::SOL_XDP, libc::XDP_UMEM_REG, &reg).map_err(err("setsockopt(XDP_UMEM_REG)"))?;
     }
-    sys::setsockopt(b, libc::SOL_XDP, libc::XDP_UMEM_FILL_RING, &cfg.fill_size).map_err(err("setsockopt(XDP_UMEM_FILL_RING)"))?;
+    sys::setsockopt(b, libc::SOL_XDP, libc::XDP_UMEM_FILL_RING, &cfg.fill_size)
+        .map_err(err("setsockopt(XDP_UMEM_FILL_RING)"))?;
     sys::setsockopt(b, libc::SOL_XDP, libc::XDP_UMEM_COMPLETION_RING, &cfg.comp_size)
         .map_err(err("setsockopt(XDP_UMEM_COMPLETION_RING)"))?;
     sys::setsockopt(b, libc::SOL_XDP, libc::XDP_RX_RING, &cfg.rx_size).map_err(err("setsockopt(XDP_RX_RING)"))?;
@@ -281,8 +283,10 @@ fn open_once(
     };
     let (fm, fo) = map(off.fr, cfg.fill_size, 8, libc::XDP_UMEM_PGOFF_FILL_RING, "mmap(fill ring)")?;
     let (cm, co) = map(off.cr, cfg.comp_size, 8, libc::XDP_UMEM_PGOFF_COMPLETION_RING, "mmap(completion ring)")?;
-    let (rm, ro) = map(off.rx, cfg.rx_size, std::mem::size_of::<XdpDesc>(), libc::XDP_PGOFF_RX_RING as u64, "mmap(rx ring)")?;
-    let (tm, to) = map(off.tx, cfg.tx_size, std::mem::size_of::<XdpDesc>(), libc::XDP_PGOFF_TX_RING as u64, "mmap(tx ring)")?;
+    let (rm, ro) =
+        map(off.rx, cfg.rx_size, std::mem::size_of::<XdpDesc>(), libc::XDP_PGOFF_RX_RING as u64, "mmap(rx ring)")?;
+    let (tm, to) =
+        map(off.tx, cfg.tx_size, std::mem::size_of::<XdpDesc>(), libc::XDP_PGOFF_TX_RING as u64, "mmap(tx ring)")?;
     // SAFETY: each mapping is the kernel ring of the given size, laid out at the offsets the
     // kernel reported; each ring gets exactly one user-side owner here.
     let (mut fill, comp, rx, tx) = unsafe {
@@ -335,8 +339,10 @@ fn open_once(
 
     if let Some(bp) = cfg.busy_poll {
         let one: i32 = 1;
-        sys::setsockopt(b, libc::SOL_SOCKET, libc::SO_PREFER_BUSY_POLL, &one).map_err(err("setsockopt(SO_PREFER_BUSY_POLL)"))?;
-        sys::setsockopt(b, libc::SOL_SOCKET, libc::SO_BUSY_POLL, &(bp.usecs as i32)).map_err(err("setsockopt(SO_BUSY_POLL)"))?;
+        sys::setsockopt(b, libc::SOL_SOCKET, libc::SO_PREFER_BUSY_POLL, &one)
+            .map_err(err("setsockopt(SO_PREFER_BUSY_POLL)"))?;
+        sys::setsockopt(b, libc::SOL_SOCKET, libc::SO_BUSY_POLL, &(bp.usecs as i32))
+            .map_err(err("setsockopt(SO_BUSY_POLL)"))?;
         sys::setsockopt(b, libc::SOL_SOCKET, libc::SO_BUSY_POLL_BUDGET, &(bp.budget as i32))
             .map_err(err("setsockopt(SO_BUSY_POLL_BUDGET)"))?;
     }

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use nic::netns::{format_mac, End, Netns, Topology, TopologyConfig, VethConfig, VethPair};
 use nic::xdp::{
-    cleanup, cleanup_with, AttachSlot, AttachVia, AttachedMode, Claim, ClaimRule, CleanupOptions,
-    XdpError, XdpMode, XdpOp, XdpProgStats, XdpProgram, PROGRAM_NAME,
+    cleanup, cleanup_with, AttachSlot, AttachVia, AttachedMode, Claim, ClaimRule, CleanupOptions, XdpError, XdpMode,
+    XdpOp, XdpProgStats, XdpProgram, PROGRAM_NAME,
 };
 
 const XDP_PASS: u32 = 2;
@@ -29,11 +29,7 @@ const OBJECT_PATH: &str = concat!(env!("OUT_DIR"), "/xskd.bpf.o");
 
 macro_rules! require_root {
     () => {
-        if std::fs::metadata("/proc/self")
-            .map(|m| m.uid())
-            .unwrap_or(1)
-            != 0
-        {
+        if std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
             eprintln!("skipped: needs root");
             return;
         }
@@ -67,68 +63,35 @@ impl Pair {
         let dut_mac = format_mac(&link.mac(End::A).expect("dut mac"));
         let peer_mac = format_mac(&link.mac(End::B).expect("peer mac"));
         let perm = |ns: &Netns, ip: Ipv4Addr, mac: &str, dev: &str| {
-            ns.ip(&[
-                "neigh",
-                "replace",
-                &ip.to_string(),
-                "lladdr",
-                mac,
-                "dev",
-                dev,
-                "nud",
-                "permanent",
-            ])
-            .expect("static neighbour");
+            ns.ip(&["neigh", "replace", &ip.to_string(), "lladdr", mac, "dev", dev, "nud", "permanent"])
+                .expect("static neighbour");
         };
         perm(&dut, PEER_ADDR, &peer_mac, DUT_IF);
         perm(&peer, DUT_ADDR, &dut_mac, PEER_IF);
-        Pair {
-            _link: link,
-            dut,
-            peer,
-        }
+        Pair { _link: link, dut, peer }
     }
 
     fn attach(&self, mode: XdpMode, claim: &Claim) -> Result<XdpProgram, XdpError> {
-        self.dut
-            .run_in(|| Ok(XdpProgram::attach(DUT_IF, mode, claim)))
-            .expect("thread in dut netns")
+        self.dut.run_in(|| Ok(XdpProgram::attach(DUT_IF, mode, claim))).expect("thread in dut netns")
     }
 
     fn cleanup(&self) -> nic::xdp::CleanupReport {
-        self.dut
-            .run_in(|| Ok(cleanup(DUT_IF)))
-            .expect("thread in dut netns")
-            .expect("cleanup")
+        self.dut.run_in(|| Ok(cleanup(DUT_IF))).expect("thread in dut netns").expect("cleanup")
     }
 
     /// (`xdp.mode` from `ip -j link show`, prog id, the flag word of `ip link show`).
     fn xdp_state(&self) -> (Option<u64>, Option<u64>, String) {
-        let json = self
-            .dut
-            .ip(&["-j", "link", "show", "dev", DUT_IF])
-            .expect("ip -j link show");
+        let json = self.dut.ip(&["-j", "link", "show", "dev", DUT_IF]).expect("ip -j link show");
         let v: serde_json::Value = serde_json::from_str(&json).expect("ip -j json");
         let xdp = &v[0]["xdp"];
-        let text = self
-            .dut
-            .ip(&["link", "show", "dev", DUT_IF])
-            .expect("ip link show");
-        let word = text
-            .split_whitespace()
-            .find(|w| w.starts_with("xdp"))
-            .unwrap_or("")
-            .to_string();
+        let text = self.dut.ip(&["link", "show", "dev", DUT_IF]).expect("ip link show");
+        let word = text.split_whitespace().find(|w| w.starts_with("xdp")).unwrap_or("").to_string();
         (xdp["mode"].as_u64(), xdp["prog"]["id"].as_u64(), word)
     }
 
     fn assert_clean(&self) {
         let (mode, id, word) = self.xdp_state();
-        assert_eq!(
-            (mode, id, word.as_str()),
-            (None, None, ""),
-            "interface still has XDP"
-        );
+        assert_eq!((mode, id, word.as_str()), (None, None, ""), "interface still has XDP");
     }
 }
 
@@ -179,14 +142,9 @@ fn tcp_in_segs(ns: &Netns) -> u64 {
         let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp")?;
         let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
         let (head, vals) = (tcp.next().unwrap_or(""), tcp.next().unwrap_or(""));
-        let idx = head
-            .split_whitespace()
-            .position(|w| w == "InSegs")
-            .ok_or_else(|| std::io::Error::other("no InSegs"))?;
-        vals.split_whitespace()
-            .nth(idx)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| std::io::Error::other("bad InSegs"))
+        let idx =
+            head.split_whitespace().position(|w| w == "InSegs").ok_or_else(|| std::io::Error::other("no InSegs"))?;
+        vals.split_whitespace().nth(idx).and_then(|v| v.parse().ok()).ok_or_else(|| std::io::Error::other("bad InSegs"))
     })
     .expect("read snmp")
 }
@@ -208,9 +166,7 @@ fn tcp_exchange(dut: &Netns, peer: &Netns, port: u16) -> Vec<u8> {
             let mut c = loop {
                 match listener.accept() {
                     Ok((c, _)) => break c,
-                    Err(e)
-                        if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < end =>
-                    {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < end => {
                         std::thread::sleep(Duration::from_millis(5));
                     }
                     Err(e) => panic!("accept on port {port}: {e}"),
@@ -266,39 +222,27 @@ fn attach_native_then_generic_reports_the_obtained_mode() {
     let pair = Pair::new();
     pair.assert_clean();
 
-    let p = pair
-        .attach(XdpMode::Native, &Claim::All)
-        .expect("attach native");
+    let p = pair.attach(XdpMode::Native, &Claim::All).expect("attach native");
     assert_eq!(p.mode(), AttachedMode::Native);
     assert_eq!(p.mode().to_string(), "native");
     assert_eq!(p.ifname(), DUT_IF);
     assert!(p.ifindex() > 0);
     assert!(p.link_id().is_some(), "attached through a bpf_link");
     let (mode, id, word) = pair.xdp_state();
-    assert_eq!(
-        (mode, id, word.as_str()),
-        (Some(1), Some(u64::from(p.prog_id())), "xdp")
-    );
+    assert_eq!((mode, id, word.as_str()), (Some(1), Some(u64::from(p.prog_id())), "xdp"));
     p.detach().expect("detach native");
     pair.assert_clean();
 
-    let p = pair
-        .attach(XdpMode::Generic, &Claim::All)
-        .expect("attach generic");
+    let p = pair.attach(XdpMode::Generic, &Claim::All).expect("attach generic");
     assert_eq!(p.mode(), AttachedMode::Generic);
     assert_eq!(p.mode().to_string(), "generic");
     let (mode, id, word) = pair.xdp_state();
-    assert_eq!(
-        (mode, id, word.as_str()),
-        (Some(2), Some(u64::from(p.prog_id())), "xdpgeneric")
-    );
+    assert_eq!((mode, id, word.as_str()), (Some(2), Some(u64::from(p.prog_id())), "xdpgeneric"));
     p.detach().expect("detach generic");
     pair.assert_clean();
 
     // Auto on a driver that supports native XDP gets native.
-    let p = pair
-        .attach(XdpMode::Auto, &Claim::All)
-        .expect("attach auto");
+    let p = pair.attach(XdpMode::Auto, &Claim::All).expect("attach auto");
     assert_eq!(p.mode(), AttachedMode::Native);
     drop(p);
     pair.assert_clean();
@@ -308,24 +252,14 @@ fn attach_native_then_generic_reports_the_obtained_mode() {
 fn auto_falls_back_to_generic_when_native_is_refused() {
     require_root!();
     // veth refuses native XDP when the peer's MTU exceeds one page of frame (ERANGE).
-    let pair = Pair::with(VethConfig {
-        mtu: Some(9000),
-        ..VethConfig::default()
-    });
-    let err = pair
-        .attach(XdpMode::Native, &Claim::All)
-        .expect_err("native must fail");
+    let pair = Pair::with(VethConfig { mtu: Some(9000), ..VethConfig::default() });
+    let err = pair.attach(XdpMode::Native, &Claim::All).expect_err("native must fail");
     assert_eq!(err.op(), Some(XdpOp::AttachNative), "{err}");
     assert_eq!(err.errno(), Some(libc::ERANGE), "{err}");
-    assert!(
-        err.to_string().starts_with("x0: attach native failed"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("x0: attach native failed"), "{err}");
     pair.assert_clean();
 
-    let p = pair
-        .attach(XdpMode::Auto, &Claim::All)
-        .expect("auto attach");
+    let p = pair.attach(XdpMode::Auto, &Claim::All).expect("auto attach");
     assert_eq!(p.mode(), AttachedMode::Generic);
     assert_eq!(pair.xdp_state().2, "xdpgeneric");
     p.detach().expect("detach");
@@ -336,10 +270,8 @@ fn auto_falls_back_to_generic_when_native_is_refused() {
 fn claim_rules_steer_only_claimed_traffic_and_the_rest_reaches_the_kernel() {
     require_root!();
     let pair = Pair::new();
-    let claim = Claim::Rules(vec![
-        ClaimRule::udp_port(9000).to_prefix(IpAddr::V4(DUT_ADDR), 32),
-        ClaimRule::tcp_port(9100),
-    ]);
+    let claim =
+        Claim::Rules(vec![ClaimRule::udp_port(9000).to_prefix(IpAddr::V4(DUT_ADDR), 32), ClaimRule::tcp_port(9100)]);
     let p = pair.attach(XdpMode::Native, &claim).expect("attach");
     let claimed_rx = udp_listener(&pair.dut, DUT_ADDR, 9000);
     let other_rx = udp_listener(&pair.dut, DUT_ADDR, 9001);
@@ -348,26 +280,10 @@ fn claim_rules_steer_only_claimed_traffic_and_the_rest_reaches_the_kernel() {
     let s0 = stats(&p);
     send_udp(&pair.peer, dst(9000), 20);
     send_udp(&pair.peer, dst(9001), 10);
-    assert_eq!(
-        recv_count(&claimed_rx, 20),
-        20,
-        "claimed datagrams reach the kernel"
-    );
-    assert_eq!(
-        recv_count(&other_rx, 10),
-        10,
-        "unclaimed datagrams reach the kernel"
-    );
+    assert_eq!(recv_count(&claimed_rx, 20), 20, "claimed datagrams reach the kernel");
+    assert_eq!(recv_count(&other_rx, 10), 10, "unclaimed datagrams reach the kernel");
     let d = stats(&p).since(&s0);
-    assert_eq!(
-        d,
-        XdpProgStats {
-            redirected: 0,
-            passed_unclaimed: 10,
-            passed_no_socket: 20,
-            parse_short: 0
-        }
-    );
+    assert_eq!(d, XdpProgStats { redirected: 0, passed_unclaimed: 10, passed_no_socket: 20, parse_short: 0 });
 
     // TCP to an unclaimed port: every segment the kernel counts went through as unclaimed.
     let (s1, segs1) = (stats(&p), tcp_in_segs(&pair.dut));
@@ -379,16 +295,8 @@ fn claim_rules_steer_only_claimed_traffic_and_the_rest_reaches_the_kernel() {
         last = (d, segs);
         d.passed_unclaimed == segs && d.total() == segs
     });
-    assert!(
-        settled,
-        "unclaimed TCP: xdp {:?} vs kernel InSegs {}",
-        last.0, last.1
-    );
-    assert!(
-        last.1 >= 4,
-        "a TCP exchange has at least 4 segments, saw {}",
-        last.1
-    );
+    assert!(settled, "unclaimed TCP: xdp {:?} vs kernel InSegs {}", last.0, last.1);
+    assert!(last.1 >= 4, "a TCP exchange has at least 4 segments, saw {}", last.1);
 
     // TCP to a claimed port with no socket: passed_no_socket, and the connection works.
     let (s2, segs2) = (stats(&p), tcp_in_segs(&pair.dut));
@@ -399,16 +307,10 @@ fn claim_rules_steer_only_claimed_traffic_and_the_rest_reaches_the_kernel() {
         last = (d, segs);
         d.passed_no_socket == segs && d.total() == segs
     });
-    assert!(
-        settled,
-        "claimed TCP: xdp {:?} vs kernel InSegs {}",
-        last.0, last.1
-    );
+    assert!(settled, "claimed TCP: xdp {:?} vs kernel InSegs {}", last.0, last.1);
 
     // ARP: drop the peer's static entry; its ARP request is unclaimed and the kernel answers.
-    pair.peer
-        .ip(&["neigh", "del", &DUT_ADDR.to_string(), "dev", PEER_IF])
-        .expect("del neigh");
+    pair.peer.ip(&["neigh", "del", &DUT_ADDR.to_string(), "dev", PEER_IF]).expect("del neigh");
     let s3 = stats(&p);
     send_udp(&pair.peer, dst(9001), 1);
     assert_eq!(recv_count(&other_rx, 1), 1, "datagram after ARP resolution");
@@ -416,14 +318,8 @@ fn claim_rules_steer_only_claimed_traffic_and_the_rest_reaches_the_kernel() {
     let arp = d.passed_unclaimed - 1;
     assert!((1..=3).contains(&arp), "ARP requests seen: {arp} ({d:?})");
     assert_eq!((d.redirected, d.passed_no_socket, d.parse_short), (0, 0, 0));
-    let neigh = pair
-        .peer
-        .ip(&["neigh", "show", &DUT_ADDR.to_string(), "dev", PEER_IF])
-        .expect("neigh show");
-    assert!(
-        neigh.contains("lladdr"),
-        "peer resolved the DUT through ARP: {neigh}"
-    );
+    let neigh = pair.peer.ip(&["neigh", "show", &DUT_ADDR.to_string(), "dev", PEER_IF]).expect("neigh show");
+    assert!(neigh.contains("lladdr"), "peer resolved the DUT through ARP: {neigh}");
 
     p.detach().expect("detach");
     pair.assert_clean();
@@ -449,11 +345,7 @@ fn claim_all_counts_everything() {
         last = (d, segs);
         d.passed_no_socket == 30 + segs && d.total() == d.passed_no_socket
     });
-    assert!(
-        settled,
-        "claim all: xdp {:?}, TCP InSegs {}",
-        last.0, last.1
-    );
+    assert!(settled, "claim all: xdp {:?}, TCP InSegs {}", last.0, last.1);
     drop(p);
     pair.assert_clean();
 }
@@ -468,9 +360,7 @@ struct BoundXsk {
 
 impl BoundXsk {
     fn bind(ns: &Netns, ifname: &str, queue: u32) -> BoundXsk {
-        let json = ns
-            .ip(&["-j", "link", "show", "dev", ifname])
-            .expect("ip -j link show");
+        let json = ns.ip(&["-j", "link", "show", "dev", ifname]).expect("ip -j link show");
         let v: serde_json::Value = serde_json::from_str(&json).expect("json");
         let ifindex = u32::try_from(v[0]["ifindex"].as_u64().expect("ifindex")).expect("u32");
         let len = 16 * 4096;
@@ -491,8 +381,7 @@ impl BoundXsk {
         let fd = ns
             .run_in(|| {
                 // SAFETY: plain socket(2) call; checked below.
-                let raw =
-                    unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+                let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
                 if raw < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -510,11 +399,7 @@ impl BoundXsk {
             tx_metadata_len: 0,
         };
         me.setsockopt(libc::XDP_UMEM_REG, &reg);
-        for opt in [
-            libc::XDP_UMEM_FILL_RING,
-            libc::XDP_UMEM_COMPLETION_RING,
-            libc::XDP_RX_RING,
-        ] {
+        for opt in [libc::XDP_UMEM_FILL_RING, libc::XDP_UMEM_COMPLETION_RING, libc::XDP_RX_RING] {
             me.setsockopt(opt, &16u32);
         }
         let sa = libc::sockaddr_xdp {
@@ -566,12 +451,7 @@ impl BoundXsk {
                 std::mem::size_of::<T>() as libc::socklen_t,
             )
         };
-        assert_eq!(
-            rc,
-            0,
-            "setsockopt({opt}): {}",
-            std::io::Error::last_os_error()
-        );
+        assert_eq!(rc, 0, "setsockopt({opt}): {}", std::io::Error::last_os_error());
     }
 }
 
@@ -593,15 +473,9 @@ fn registered_socket_receives_claimed_frames_instead_of_the_kernel() {
     let other_rx = udp_listener(&pair.dut, DUT_ADDR, 9001);
     let xsk = BoundXsk::bind(&pair.dut, DUT_IF, 0);
 
-    let err = p
-        .register_socket(64, xsk.fd.as_fd())
-        .expect_err("queue 64 is out of range");
-    assert!(
-        err.to_string().contains("queue 64 is out of range"),
-        "{err}"
-    );
-    p.register_socket(0, xsk.fd.as_fd())
-        .expect("register queue 0");
+    let err = p.register_socket(64, xsk.fd.as_fd()).expect_err("queue 64 is out of range");
+    assert!(err.to_string().contains("queue 64 is out of range"), "{err}");
+    p.register_socket(0, xsk.fd.as_fd()).expect("register queue 0");
 
     let s0 = stats(&p);
     send_udp(&pair.peer, dst(9000), 10);
@@ -616,22 +490,14 @@ fn registered_socket_receives_claimed_frames_instead_of_the_kernel() {
         xs = (st.rx_dropped, st.rx_fill_ring_empty_descs);
         xs == (10, 10)
     });
-    assert!(
-        delivered,
-        "socket-side counters (dropped, fill-ring-empty): {xs:?}"
-    );
+    assert!(delivered, "socket-side counters (dropped, fill-ring-empty): {xs:?}");
     assert!(
         nothing_arrives(&claimed_rx, Duration::from_millis(300)),
         "a redirected datagram reached the kernel socket"
     );
     assert_eq!(
         stats(&p).since(&s0),
-        XdpProgStats {
-            redirected: 10,
-            passed_unclaimed: 5,
-            passed_no_socket: 0,
-            parse_short: 0
-        }
+        XdpProgStats { redirected: 10, passed_unclaimed: 5, passed_no_socket: 0, parse_short: 0 }
     );
 
     // Unregistered: claimed frames go back to the kernel.
@@ -745,18 +611,9 @@ fn parser_and_rules_classify_crafted_frames() {
             dst_port: Some((9000, 9010)),
             ..ClaimRule::default()
         },
-        ClaimRule {
-            ethertype: Some(0x0806),
-            ..ClaimRule::default()
-        },
-        ClaimRule {
-            dst: Some((IpAddr::V6(v6("2001:2::")), 45)),
-            ..ClaimRule::default()
-        },
-        ClaimRule {
-            proto: Some(47),
-            ..ClaimRule::default()
-        },
+        ClaimRule { ethertype: Some(0x0806), ..ClaimRule::default() },
+        ClaimRule { dst: Some((IpAddr::V6(v6("2001:2::")), 45)), ..ClaimRule::default() },
+        ClaimRule { proto: Some(47), ..ClaimRule::default() },
         ClaimRule::udp_port(53),
     ]);
     let p = pair.attach(XdpMode::Generic, &claim).expect("attach");
@@ -765,120 +622,33 @@ fn parser_and_rules_classify_crafted_frames() {
     let e4 = eth(0x0800, None);
     let e6 = eth(0x86dd, None);
     let cases: Vec<(&str, Vec<u8>, Class)> = vec![
-        (
-            "udp 9000",
-            frame(&[&e4, &ipv4(17, here, 5, 0, &udp(9000))]),
-            Class::Claimed,
-        ),
-        (
-            "udp 9010 (range end)",
-            frame(&[&e4, &ipv4(17, here, 5, 0, &udp(9010))]),
-            Class::Claimed,
-        ),
-        (
-            "udp 9011",
-            frame(&[&e4, &ipv4(17, here, 5, 0, &udp(9011))]),
-            Class::Unclaimed,
-        ),
-        (
-            "udp 9000 other /24",
-            frame(&[&e4, &ipv4(17, elsewhere, 5, 0, &udp(9000))]),
-            Class::Unclaimed,
-        ),
-        (
-            "tcp 9000",
-            frame(&[&e4, &ipv4(6, here, 5, 0, &tcp(9000))]),
-            Class::Unclaimed,
-        ),
-        (
-            "vlan udp 9000",
-            frame(&[&eth(0x0800, Some(7)), &ipv4(17, here, 5, 0, &udp(9000))]),
-            Class::Claimed,
-        ),
-        (
-            "ihl 6 udp 9000",
-            frame(&[&e4, &ipv4(17, here, 6, 0, &udp(9000))]),
-            Class::Claimed,
-        ),
-        (
-            "first fragment",
-            frame(&[&e4, &ipv4(17, here, 5, 0x2000, &udp(9000))]),
-            Class::Claimed,
-        ),
-        (
-            "non-first fragment",
-            frame(&[&e4, &ipv4(17, here, 5, 0x0001, &udp(9000))]),
-            Class::Unclaimed,
-        ),
-        (
-            "gre",
-            frame(&[&e4, &ipv4(47, elsewhere, 5, 0, &[0; 8])]),
-            Class::Claimed,
-        ),
-        (
-            "arp",
-            frame(&[&eth(0x0806, None), &[0u8; 28]]),
-            Class::Claimed,
-        ),
-        (
-            "vlan arp",
-            frame(&[&eth(0x0806, Some(3)), &[0u8; 28]]),
-            Class::Claimed,
-        ),
-        (
-            "ipv6 in /45",
-            frame(&[&e6, &ipv6(17, v6("2001:2:7::1"), &udp(1))]),
-            Class::Claimed,
-        ),
-        (
-            "ipv6 outside /45",
-            frame(&[&e6, &ipv6(17, v6("2001:2:8::1"), &udp(1))]),
-            Class::Unclaimed,
-        ),
-        (
-            "ipv6 udp 53",
-            frame(&[&e6, &ipv6(17, v6("2001:2:8::1"), &udp(53))]),
-            Class::Claimed,
-        ),
+        ("udp 9000", frame(&[&e4, &ipv4(17, here, 5, 0, &udp(9000))]), Class::Claimed),
+        ("udp 9010 (range end)", frame(&[&e4, &ipv4(17, here, 5, 0, &udp(9010))]), Class::Claimed),
+        ("udp 9011", frame(&[&e4, &ipv4(17, here, 5, 0, &udp(9011))]), Class::Unclaimed),
+        ("udp 9000 other /24", frame(&[&e4, &ipv4(17, elsewhere, 5, 0, &udp(9000))]), Class::Unclaimed),
+        ("tcp 9000", frame(&[&e4, &ipv4(6, here, 5, 0, &tcp(9000))]), Class::Unclaimed),
+        ("vlan udp 9000", frame(&[&eth(0x0800, Some(7)), &ipv4(17, here, 5, 0, &udp(9000))]), Class::Claimed),
+        ("ihl 6 udp 9000", frame(&[&e4, &ipv4(17, here, 6, 0, &udp(9000))]), Class::Claimed),
+        ("first fragment", frame(&[&e4, &ipv4(17, here, 5, 0x2000, &udp(9000))]), Class::Claimed),
+        ("non-first fragment", frame(&[&e4, &ipv4(17, here, 5, 0x0001, &udp(9000))]), Class::Unclaimed),
+        ("gre", frame(&[&e4, &ipv4(47, elsewhere, 5, 0, &[0; 8])]), Class::Claimed),
+        ("arp", frame(&[&eth(0x0806, None), &[0u8; 28]]), Class::Claimed),
+        ("vlan arp", frame(&[&eth(0x0806, Some(3)), &[0u8; 28]]), Class::Claimed),
+        ("ipv6 in /45", frame(&[&e6, &ipv6(17, v6("2001:2:7::1"), &udp(1))]), Class::Claimed),
+        ("ipv6 outside /45", frame(&[&e6, &ipv6(17, v6("2001:2:8::1"), &udp(1))]), Class::Unclaimed),
+        ("ipv6 udp 53", frame(&[&e6, &ipv6(17, v6("2001:2:8::1"), &udp(53))]), Class::Claimed),
         (
             "ipv6 hop-by-hop then udp 53 (no extension walk)",
-            frame(&[
-                &e6,
-                &ipv6(
-                    0,
-                    v6("2001:2:8::1"),
-                    &[&[17u8, 0, 1, 4, 0, 0, 0, 0][..], &udp(53)].concat(),
-                ),
-            ]),
+            frame(&[&e6, &ipv6(0, v6("2001:2:8::1"), &[&[17u8, 0, 1, 4, 0, 0, 0, 0][..], &udp(53)].concat())]),
             Class::Unclaimed,
         ),
-        (
-            "ipv4 udp 53",
-            frame(&[&e4, &ipv4(17, elsewhere, 5, 0, &udp(53))]),
-            Class::Claimed,
-        ),
-        (
-            "truncated udp",
-            frame(&[&e4, &ipv4(17, here, 5, 0, &udp(9000))[..22]]),
-            Class::Short,
-        ),
+        ("ipv4 udp 53", frame(&[&e4, &ipv4(17, elsewhere, 5, 0, &udp(53))]), Class::Claimed),
+        ("truncated udp", frame(&[&e4, &ipv4(17, here, 5, 0, &udp(9000))[..22]]), Class::Short),
         ("truncated ipv4", frame(&[&e4, &[0x45u8; 10]]), Class::Short),
-        (
-            "ihl 4",
-            frame(&[&e4, &ipv4(17, here, 4, 0, &udp(9000))]),
-            Class::Short,
-        ),
+        ("ihl 4", frame(&[&e4, &ipv4(17, here, 4, 0, &udp(9000))]), Class::Short),
         ("truncated ipv6", frame(&[&e6, &[0x60u8; 30]]), Class::Short),
-        (
-            "vlan cut short",
-            frame(&[&e4[..12], &[0x81, 0x00, 0x00]]),
-            Class::Short,
-        ),
-        (
-            "ipx",
-            frame(&[&eth(0x8137, None), &[0u8; 30]]),
-            Class::Unclaimed,
-        ),
+        ("vlan cut short", frame(&[&e4[..12], &[0x81, 0x00, 0x00]]), Class::Short),
+        ("ipx", frame(&[&eth(0x8137, None), &[0u8; 30]]), Class::Unclaimed),
     ];
     let mut wrong = Vec::new();
     for (name, f, want) in &cases {
@@ -891,21 +661,13 @@ fn parser_and_rules_classify_crafted_frames() {
     drop(p);
 
     // No rules: nothing is claimed. Claim::All: everything is, truncated frames included.
-    let p = pair
-        .attach(XdpMode::Generic, &Claim::Rules(vec![]))
-        .expect("attach, no rules");
+    let p = pair.attach(XdpMode::Generic, &Claim::Rules(vec![])).expect("attach, no rules");
     for (name, f, want) in &cases {
-        let expect = if *want == Class::Short {
-            Class::Short
-        } else {
-            Class::Unclaimed
-        };
+        let expect = if *want == Class::Short { Class::Short } else { Class::Unclaimed };
         assert_eq!(classify(&p, f), expect, "no rules: {name}");
     }
     drop(p);
-    let p = pair
-        .attach(XdpMode::Generic, &Claim::All)
-        .expect("attach, all");
+    let p = pair.attach(XdpMode::Generic, &Claim::All).expect("attach, all");
     for (name, f, _) in &cases {
         assert_eq!(classify(&p, f), Class::Claimed, "claim all: {name}");
     }
@@ -928,19 +690,11 @@ fn detach_and_drop_leave_the_interface_clean() {
 
     // Attaching twice: the second attach is refused with a pointer to `xskd cleanup`.
     let first = pair.attach(XdpMode::Native, &Claim::All).expect("attach");
-    let err = pair
-        .attach(XdpMode::Native, &Claim::All)
-        .expect_err("second attach");
+    let err = pair.attach(XdpMode::Native, &Claim::All).expect_err("second attach");
     let msg = err.to_string();
     assert!(matches!(err, XdpError::AlreadyAttached { .. }), "{msg}");
-    assert!(
-        msg.contains(&format!("'{PROGRAM_NAME}' (id {})", first.prog_id())),
-        "{msg}"
-    );
-    assert!(
-        msg.contains(&format!("held by pid {}", std::process::id())),
-        "{msg}"
-    );
+    assert!(msg.contains(&format!("'{PROGRAM_NAME}' (id {})", first.prog_id())), "{msg}");
+    assert!(msg.contains(&format!("held by pid {}", std::process::id())), "{msg}");
     assert!(msg.contains("run `xskd cleanup x0`"), "{msg}");
     drop(first);
     pair.assert_clean();
@@ -978,9 +732,7 @@ fn sigkilled_process_leaves_nothing_attached() {
         "--nocapture",
         "--test-threads=1",
     ]);
-    cmd.env(CHILD_ENV, DUT_IF)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
+    cmd.env(CHILD_ENV, DUT_IF).stdin(Stdio::null()).stdout(Stdio::piped());
     let mut child = KillOnDrop(cmd.spawn().expect("spawn child"));
     let out = child.0.stdout.take().expect("child stdout");
     let (tx, rx) = mpsc::channel();
@@ -994,16 +746,9 @@ fn sigkilled_process_leaves_nothing_attached() {
         }
         let _ = tx.send(None);
     });
-    let prog_id = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("child reports within 30 s")
-        .expect("child attached");
+    let prog_id = rx.recv_timeout(Duration::from_secs(30)).expect("child reports within 30 s").expect("child attached");
     let (mode, id, _) = pair.xdp_state();
-    assert_eq!(
-        (mode, id),
-        (Some(1), Some(prog_id)),
-        "child's program is attached"
-    );
+    assert_eq!((mode, id), (Some(1), Some(prog_id)), "child's program is attached");
 
     // The child's program is held by a live process: cleanup leaves it alone.
     let report = pair.cleanup();
@@ -1014,9 +759,7 @@ fn sigkilled_process_leaves_nothing_attached() {
     child.0.wait().expect("reap child");
     pair.assert_clean();
     assert!(pair.cleanup().nothing_to_clean());
-    let p = pair
-        .attach(XdpMode::Native, &Claim::All)
-        .expect("attach after SIGKILL, no manual step");
+    let p = pair.attach(XdpMode::Native, &Claim::All).expect("attach after SIGKILL, no manual step");
     assert_eq!(p.mode(), AttachedMode::Native);
     p.detach().expect("detach");
     pair.assert_clean();
@@ -1030,44 +773,21 @@ fn cleanup_removes_netlink_attached_programs() {
     assert!(report.nothing_to_clean());
     assert_eq!(report.to_string(), "x0: nothing to clean");
 
-    for (ip_mode, slot, json_mode) in [
-        ("xdpgeneric", AttachSlot::Generic, 2),
-        ("xdpdrv", AttachSlot::Native, 1),
-    ] {
+    for (ip_mode, slot, json_mode) in [("xdpgeneric", AttachSlot::Generic, 2), ("xdpdrv", AttachSlot::Native, 1)] {
         let out = pair
             .dut
-            .exec(&[
-                "ip",
-                "link",
-                "set",
-                "dev",
-                DUT_IF,
-                ip_mode,
-                "obj",
-                OBJECT_PATH,
-                "sec",
-                "xdp",
-            ])
+            .exec(&["ip", "link", "set", "dev", DUT_IF, ip_mode, "obj", OBJECT_PATH, "sec", "xdp"])
             .expect("run ip");
-        assert!(
-            out.status.success(),
-            "ip link set {ip_mode}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "ip link set {ip_mode}: {}", String::from_utf8_lossy(&out.stderr));
         let (mode, id, _) = pair.xdp_state();
         assert_eq!(mode, Some(json_mode));
         let id = id.expect("prog id");
 
         // Attaching over it is refused, in every mode, with the way out in the message.
         for m in [XdpMode::Native, XdpMode::Generic, XdpMode::Auto] {
-            let err = pair
-                .attach(m, &Claim::All)
-                .expect_err("attach over a netlink program");
+            let err = pair.attach(m, &Claim::All).expect_err("attach over a netlink program");
             let msg = err.to_string();
-            assert!(
-                matches!(err, XdpError::AlreadyAttached { .. }),
-                "{m}: {msg}"
-            );
+            assert!(matches!(err, XdpError::AlreadyAttached { .. }), "{m}: {msg}");
             assert!(msg.contains("attached through netlink"), "{msg}");
             assert!(msg.contains(&format!("(id {id})")), "{msg}");
             assert!(msg.contains("xskd cleanup x0"), "{msg}");
@@ -1077,10 +797,7 @@ fn cleanup_removes_netlink_attached_programs() {
         assert_eq!(report.removed.len(), 1, "{report}");
         assert!(report.kept.is_empty(), "{report}");
         let r = &report.removed[0];
-        assert_eq!(
-            (r.slot, u64::from(r.prog_id), r.prog_name.as_str()),
-            (slot, id, PROGRAM_NAME)
-        );
+        assert_eq!((r.slot, u64::from(r.prog_id), r.prog_name.as_str()), (slot, id, PROGRAM_NAME));
         assert_eq!(r.via, AttachVia::Netlink);
         assert!(report.to_string().contains("removed"), "{report}");
         pair.assert_clean();
@@ -1109,14 +826,7 @@ fn cleanup_leaves_live_links_unless_forced() {
 
     let forced = pair
         .dut
-        .run_in(|| {
-            Ok(cleanup_with(
-                DUT_IF,
-                &CleanupOptions {
-                    detach_live_links: true,
-                },
-            ))
-        })
+        .run_in(|| Ok(cleanup_with(DUT_IF, &CleanupOptions { detach_live_links: true })))
         .expect("thread")
         .expect("forced cleanup");
     assert_eq!(forced.removed.len(), 1, "{forced}");
@@ -1136,46 +846,25 @@ fn errors_name_the_interface_and_operation() {
         .expect("thread")
         .expect_err("no such interface");
     assert!(matches!(err, XdpError::NoSuchInterface { .. }), "{err}");
-    assert!(
-        err.to_string()
-            .starts_with("nope0: no such network interface"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("nope0: no such network interface"), "{err}");
 
-    let bad = Claim::Rules(vec![ClaimRule {
-        dst_port: Some((2, 1)),
-        ..ClaimRule::default()
-    }]);
+    let bad = Claim::Rules(vec![ClaimRule { dst_port: Some((2, 1)), ..ClaimRule::default() }]);
     let err = pair.attach(XdpMode::Native, &bad).expect_err("bad rule");
-    assert!(
-        err.to_string().starts_with("x0: invalid claim rule #0"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("x0: invalid claim rule #0"), "{err}");
     pair.assert_clean();
-    let err = pair
-        .dut
-        .run_in(|| Ok(cleanup("nope0")))
-        .expect("thread")
-        .expect_err("cleanup");
+    let err = pair.dut.run_in(|| Ok(cleanup("nope0"))).expect("thread").expect_err("cleanup");
     assert!(matches!(err, XdpError::NoSuchInterface { .. }), "{err}");
 }
 
 // ---- netns / veth / topology helpers ----
 
 fn netns_listed(name: &str) -> bool {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("ip netns list");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .any(|l| l.split_whitespace().next() == Some(name))
+    let out = std::process::Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    String::from_utf8_lossy(&out.stdout).lines().any(|l| l.split_whitespace().next() == Some(name))
 }
 
 fn thread_netns_ino() -> u64 {
-    std::fs::metadata("/proc/thread-self/ns/net")
-        .expect("ns")
-        .ino()
+    std::fs::metadata("/proc/thread-self/ns/net").expect("ns").ino()
 }
 
 #[test]
@@ -1191,33 +880,19 @@ fn netns_names_are_unique_and_drop_deletes_them() {
     assert!(lo.contains("UP"), "lo is up: {lo}");
     let out = a.exec(&["ip", "-o", "link"]).expect("exec");
     assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).lines().count(),
-        1,
-        "only lo inside"
-    );
-    let err = a
-        .ip(&["link", "show", "dev", "nope0"])
-        .expect_err("must fail");
-    assert!(
-        err.to_string().contains("nope0"),
-        "error carries the command: {err}"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1, "only lo inside");
+    let err = a.ip(&["link", "show", "dev", "nope0"]).expect_err("must fail");
+    assert!(err.to_string().contains("nope0"), "error carries the command: {err}");
     drop(a);
     drop(b);
-    assert!(
-        !netns_listed(&na) && !netns_listed(&nb),
-        "namespaces deleted on drop"
-    );
+    assert!(!netns_listed(&na) && !netns_listed(&nb), "namespaces deleted on drop");
 }
 
 #[test]
 fn enter_guard_switches_and_restores_the_thread() {
     require_root!();
     let ns = Netns::new("xe").expect("netns");
-    let target = std::fs::metadata(format!("/run/netns/{}", ns.name()))
-        .expect("nsfs")
-        .ino();
+    let target = std::fs::metadata(format!("/run/netns/{}", ns.name())).expect("nsfs").ino();
     let before = thread_netns_ino();
     assert_ne!(before, target);
     {
@@ -1267,35 +942,21 @@ fn veth_pair_with_queues_mtu_and_macs() {
         assert_eq!(v[0]["address"].as_str(), Some(format_mac(&mac).as_str()));
         let chans = ns.exec(&["ethtool", "-l", name]).expect("ethtool -l");
         let text = String::from_utf8_lossy(&chans.stdout);
-        let current = text
-            .split("Current hardware settings:")
-            .nth(1)
-            .expect("current");
-        assert!(
-            current.contains("RX:\t\t2") && current.contains("TX:\t\t2"),
-            "{text}"
-        );
-        let addrs = ns
-            .ip(&["-o", "-6", "addr", "show", "dev", name])
-            .expect("v6 addrs");
+        let current = text.split("Current hardware settings:").nth(1).expect("current");
+        assert!(current.contains("RX:\t\t2") && current.contains("TX:\t\t2"), "{text}");
+        let addrs = ns.ip(&["-o", "-6", "addr", "show", "dev", name]).expect("v6 addrs");
         assert!(addrs.trim().is_empty(), "IPv6 disabled: {addrs}");
     }
     assert_ne!(pair.mac(End::A).unwrap(), pair.mac(End::B).unwrap());
     // With 2 active channels, an AF_XDP socket can bind queue 1 (EINVAL on a 1-channel veth).
     drop(BoundXsk::bind(&a, "v0", 1));
-    assert_eq!(
-        (pair.netns(End::A), pair.netns(End::B)),
-        (a.name(), b.name())
-    );
+    assert_eq!((pair.netns(End::A), pair.netns(End::B)), (a.name(), b.name()));
     // Reachability over the pair.
     let rx = udp_listener(&b, Ipv4Addr::new(198, 18, 5, 2), 7000);
     send_udp(&a, SocketAddr::from(([198, 18, 5, 2], 7000)), 3);
     assert_eq!(recv_count(&rx, 3), 3);
     drop(pair);
-    assert!(
-        a.ip(&["link", "show", "dev", "v0"]).is_err(),
-        "veth deleted on drop"
-    );
+    assert!(a.ip(&["link", "show", "dev", "v0"]).is_err(), "veth deleted on drop");
 }
 
 #[test]
@@ -1303,62 +964,26 @@ fn topology_routes_through_the_dut() {
     require_root!();
     let names;
     {
-        let topo = Topology::with_config(
-            "xtp",
-            &TopologyConfig {
-                dut_ip_forward: true,
-                ..TopologyConfig::default()
-            },
-        )
-        .expect("topology");
-        names = [
-            topo.generator().name().to_string(),
-            topo.dut().name().to_string(),
-            topo.sink().name().to_string(),
-        ];
+        let topo = Topology::with_config("xtp", &TopologyConfig { dut_ip_forward: true, ..TopologyConfig::default() })
+            .expect("topology");
+        names = [topo.generator().name().to_string(), topo.dut().name().to_string(), topo.sink().name().to_string()];
         let mac_of = |ns: &Netns, dev: &str| {
             let v: serde_json::Value =
-                serde_json::from_str(&ns.ip(&["-j", "link", "show", "dev", dev]).expect("ip"))
-                    .expect("json");
+                serde_json::from_str(&ns.ip(&["-j", "link", "show", "dev", dev]).expect("ip")).expect("json");
             v[0]["address"].as_str().expect("address").to_string()
         };
-        assert_eq!(
-            format_mac(&topo.gen_mac()),
-            mac_of(topo.generator(), Topology::GEN_IF)
-        );
-        assert_eq!(
-            format_mac(&topo.dut_gen_mac()),
-            mac_of(topo.dut(), Topology::DUT_GEN_IF)
-        );
-        assert_eq!(
-            format_mac(&topo.dut_sink_mac()),
-            mac_of(topo.dut(), Topology::DUT_SINK_IF)
-        );
-        assert_eq!(
-            format_mac(&topo.sink_mac()),
-            mac_of(topo.sink(), Topology::SINK_IF)
-        );
-        let neigh = topo
-            .generator()
-            .ip(&["neigh", "show", "dev", Topology::GEN_IF])
-            .expect("neigh");
-        assert!(
-            neigh.contains("PERMANENT") && neigh.contains("198.18.0.2"),
-            "{neigh}"
-        );
-        let route = topo
-            .sink()
-            .ip(&["route", "show", "198.18.0.0/24"])
-            .expect("route");
+        assert_eq!(format_mac(&topo.gen_mac()), mac_of(topo.generator(), Topology::GEN_IF));
+        assert_eq!(format_mac(&topo.dut_gen_mac()), mac_of(topo.dut(), Topology::DUT_GEN_IF));
+        assert_eq!(format_mac(&topo.dut_sink_mac()), mac_of(topo.dut(), Topology::DUT_SINK_IF));
+        assert_eq!(format_mac(&topo.sink_mac()), mac_of(topo.sink(), Topology::SINK_IF));
+        let neigh = topo.generator().ip(&["neigh", "show", "dev", Topology::GEN_IF]).expect("neigh");
+        assert!(neigh.contains("PERMANENT") && neigh.contains("198.18.0.2"), "{neigh}");
+        let route = topo.sink().ip(&["route", "show", "198.18.0.0/24"]).expect("route");
         assert!(route.contains("via 198.19.0.2"), "{route}");
 
         // gen → sink through the DUT's kernel forwarding, and back.
         let rx = udp_listener(topo.sink(), Topology::SINK_ADDR, 7000);
-        send_udp(
-            topo.generator(),
-            SocketAddr::from((Topology::SINK_ADDR, 7000)),
-            5,
-        );
+        send_udp(topo.generator(), SocketAddr::from((Topology::SINK_ADDR, 7000)), 5);
         assert_eq!(recv_count(&rx, 5), 5, "gen → sink via dut");
         let back = udp_listener(topo.generator(), Topology::GEN_ADDR, 7001);
         send_udp(topo.sink(), SocketAddr::from((Topology::GEN_ADDR, 7001)), 5);

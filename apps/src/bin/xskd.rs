@@ -124,7 +124,8 @@ struct CleanupArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -219,7 +220,13 @@ fn load_plan(path: &std::path::Path, o: &OverrideArgs) -> Option<config::Plan> {
 fn check(a: CheckArgs) -> ExitCode {
     match load_plan(&a.config, &a.overrides) {
         Some(plan) => {
-            println!("{}: valid — {} port(s), {} lcore(s), burst {}", a.config.display(), plan.ports.len(), plan.lcores.len(), plan.engine.burst);
+            println!(
+                "{}: valid — {} port(s), {} lcore(s), burst {}",
+                a.config.display(),
+                plan.ports.len(),
+                plan.lcores.len(),
+                plan.engine.burst
+            );
             ExitCode::SUCCESS
         }
         None => ExitCode::from(2),

@@ -38,7 +38,11 @@ pub struct TempDir(pub PathBuf);
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!("xskd-test-{tag}-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+        let p = std::env::temp_dir().join(format!(
+            "xskd-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
@@ -99,7 +103,8 @@ impl Bed {
     pub fn config(&self) -> String {
         let o = &self.opts;
         let lcore = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) - 1;
-        let dst = |mac: [u8; 6]| if o.mode == "mac" { format!(", dst_mac = \"{}\"", fmt_mac(&mac)) } else { String::new() };
+        let dst =
+            |mac: [u8; 6]| if o.mode == "mac" { format!(", dst_mac = \"{}\"", fmt_mac(&mac)) } else { String::new() };
         format!(
             r#"[engine]
 burst = 64
@@ -149,7 +154,17 @@ params = {{ mode = "{mode}", peer = "d0"{d1} }}
         let child = self
             .topo
             .dut()
-            .spawn(&[XSKD, "run", "--quiet", "--config", cfg.to_str().unwrap(), "--json", json.to_str().unwrap(), "--ready-file", ready.to_str().unwrap()])
+            .spawn(&[
+                XSKD,
+                "run",
+                "--quiet",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--json",
+                json.to_str().unwrap(),
+                "--ready-file",
+                ready.to_str().unwrap(),
+            ])
             .expect("spawn xskd");
         self.child = Some(child);
         let t0 = Instant::now();
@@ -189,7 +204,13 @@ params = {{ mode = "{mode}", peer = "d0"{d1} }}
     }
 
     /// Sends `count` datagrams of a `frame`-byte frame each way (paced) and checks every byte.
-    pub fn exchange(&self, frame: usize, count: u64, rate: u64, flow_base: u8) -> (udpflow::RecvReport, udpflow::RecvReport) {
+    pub fn exchange(
+        &self,
+        frame: usize,
+        count: u64,
+        rate: u64,
+        flow_base: u8,
+    ) -> (udpflow::RecvReport, udpflow::RecvReport) {
         let payload = udpflow::payload_for_frame(frame);
         let port_s = 9000 + flow_base as u16;
         let port_g = 9100 + flow_base as u16;
@@ -197,7 +218,16 @@ params = {{ mode = "{mode}", peer = "d0"{d1} }}
         let gen_addr = SocketAddrV4::new(Topology::GEN_ADDR, port_g);
         let rx_f = Receiver::start(self.topo.sink(), sink_addr, flow_base, payload, None).unwrap();
         let rx_r = Receiver::start(self.topo.generator(), gen_addr, flow_base + 1, payload, None).unwrap();
-        let spec = |src, dst, flow| SendSpec { src, dst, flow, payload, count: Some(count), duration: Duration::from_secs(20), rate_pps: Some(rate), cpu: None };
+        let spec = |src, dst, flow| SendSpec {
+            src,
+            dst,
+            flow,
+            payload,
+            count: Some(count),
+            duration: Duration::from_secs(20),
+            rate_pps: Some(rate),
+            cpu: None,
+        };
         let f = spec(SocketAddrV4::new(Topology::GEN_ADDR, 9200 + flow_base as u16), sink_addr, flow_base);
         let r = spec(SocketAddrV4::new(Topology::SINK_ADDR, 9300 + flow_base as u16), gen_addr, flow_base + 1);
         let (sf, sr) = std::thread::scope(|s| {

@@ -155,8 +155,7 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
     #[inline]
     fn addr(&self, f: fn(u8, u8) -> Field) -> &[u8] {
         let data = self.buffer.as_ref();
-        data.get(f(self.hardware_len(), self.protocol_len()))
-            .unwrap_or_default()
+        data.get(f(self.hardware_len(), self.protocol_len())).unwrap_or_default()
     }
 
     /// Sender hardware address (`hardware_len` bytes).
@@ -279,11 +278,7 @@ impl ArpRepr {
         {
             return Err(Error);
         }
-        let ip = |b: &[u8]| {
-            <[u8; 4]>::try_from(b)
-                .map(Ipv4Addr::from)
-                .map_err(|_| Error)
-        };
+        let ip = |b: &[u8]| <[u8; 4]>::try_from(b).map(Ipv4Addr::from).map_err(|_| Error);
         Ok(Self {
             operation: packet.operation(),
             source_hardware_addr: EthernetAddress::from_bytes(packet.source_hardware_addr())?,
@@ -302,10 +297,7 @@ impl ArpRepr {
     /// Writes the packet. Panics if the buffer is shorter than [`Self::buffer_len`].
     #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut ArpPacket<T>) {
-        assert!(
-            packet.buffer.as_ref().len() >= ETHERNET_IPV4_LEN,
-            "ArpRepr::emit: buffer shorter than buffer_len()"
-        );
+        assert!(packet.buffer.as_ref().len() >= ETHERNET_IPV4_LEN, "ArpRepr::emit: buffer shorter than buffer_len()");
         packet.set_hardware_type(ArpHardware::ETHERNET);
         packet.set_protocol_type(EtherType::IPV4);
         packet.set_hardware_len(6);
@@ -356,8 +348,8 @@ pub(super) mod tests {
 
     // A real "who has 192.168.1.1? tell 192.168.1.100" from 00:0c:29:3e:5b:7c.
     const REQUEST: [u8; 28] = [
-        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, 0x00, 0x0c, 0x29, 0x3e, 0x5b, 0x7c, 0xc0,
-        0xa8, 0x01, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0, 0xa8, 0x01, 0x01,
+        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, 0x00, 0x0c, 0x29, 0x3e, 0x5b, 0x7c, 0xc0, 0xa8, 0x01, 0x64,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0, 0xa8, 0x01, 0x01,
     ];
 
     #[test]
@@ -406,20 +398,15 @@ pub(super) mod tests {
     }
 
     fn any_repr() -> impl Strategy<Value = ArpRepr> {
-        (
-            any::<u16>(),
-            any::<[u8; 6]>(),
-            any::<[u8; 4]>(),
-            any::<[u8; 6]>(),
-            any::<[u8; 4]>(),
-        )
-            .prop_map(|(op, sha, spa, tha, tpa)| ArpRepr {
+        (any::<u16>(), any::<[u8; 6]>(), any::<[u8; 4]>(), any::<[u8; 6]>(), any::<[u8; 4]>()).prop_map(
+            |(op, sha, spa, tha, tpa)| ArpRepr {
                 operation: ArpOperation(op),
                 source_hardware_addr: EthernetAddress(sha),
                 source_protocol_addr: spa.into(),
                 target_hardware_addr: EthernetAddress(tha),
                 target_protocol_addr: tpa.into(),
-            })
+            },
+        )
     }
 
     proptest! {

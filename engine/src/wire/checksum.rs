@@ -107,19 +107,11 @@ pub fn pseudo_header_v4(src: &Ipv4Addr, dst: &Ipv4Addr, protocol: IpProtocol, le
 /// Sum of the IPv6 pseudo header (RFC 8200 §8.1): source, destination, upper-layer packet
 /// length (32 bits), three zero bytes, next header.
 #[inline]
-pub fn pseudo_header_v6(
-    src: &Ipv6Addr,
-    dst: &Ipv6Addr,
-    next_header: IpProtocol,
-    length: u32,
-) -> u16 {
+pub fn pseudo_header_v6(src: &Ipv6Addr, dst: &Ipv6Addr, next_header: IpProtocol, length: u32) -> u16 {
     let s = u128::from(*src);
     let d = u128::from(*dst);
-    let sum = sum_u128(s)
-        + sum_u128(d)
-        + u64::from(length >> 16)
-        + u64::from(length & 0xffff)
-        + u64::from(next_header.0);
+    let sum =
+        sum_u128(s) + sum_u128(d) + u64::from(length >> 16) + u64::from(length & 0xffff) + u64::from(next_header.0);
     fold(sum)
 }
 
@@ -187,8 +179,8 @@ mod tests {
     fn known_ipv4_header() {
         // A classic example header (checksum field b861 included): sums to ffff.
         let hdr = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
-            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8,
+            0x00, 0xc7,
         ];
         assert_eq!(data(&hdr), 0xffff);
         let mut zeroed = hdr;
@@ -206,9 +198,7 @@ mod tests {
         // Many all-ones words: the accumulators overflow and carry around many times.
         assert_eq!(data(&[0xff; 4096]), 0xffff);
         for len in 0..64 {
-            let bytes: Vec<u8> = (0..len)
-                .map(|i| (i as u8).wrapping_mul(37) ^ 0x5a)
-                .collect();
+            let bytes: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(37) ^ 0x5a).collect();
             assert_eq!(data(&bytes), naive(&bytes), "len {len}");
         }
     }
@@ -221,10 +211,7 @@ mod tests {
         v4.extend_from_slice(&s4.octets());
         v4.extend_from_slice(&d4.octets());
         v4.extend_from_slice(&[0, 17, 0x05, 0xdc]);
-        assert_eq!(
-            pseudo_header_v4(&s4, &d4, IpProtocol::UDP, 1500),
-            naive(&v4)
-        );
+        assert_eq!(pseudo_header_v4(&s4, &d4, IpProtocol::UDP, 1500), naive(&v4));
 
         let s6: Ipv6Addr = "2001:db8::1".parse().unwrap();
         let d6: Ipv6Addr = "fe80::ffff:1234:5678:9abc".parse().unwrap();
@@ -233,10 +220,7 @@ mod tests {
         v6.extend_from_slice(&d6.octets());
         v6.extend_from_slice(&70000u32.to_be_bytes());
         v6.extend_from_slice(&[0, 0, 0, 6]);
-        assert_eq!(
-            pseudo_header_v6(&s6, &d6, IpProtocol::TCP, 70000),
-            naive(&v6)
-        );
+        assert_eq!(pseudo_header_v6(&s6, &d6, IpProtocol::TCP, 70000), naive(&v6));
     }
 
     #[test]
@@ -244,10 +228,7 @@ mod tests {
         assert_eq!(combine(&[]), 0);
         assert_eq!(combine(&[0xffff, 0x0001]), 0x0001);
         assert_eq!(add(0xffff, 0x0001), 0x0001);
-        assert_eq!(
-            combine(&[0x8000, 0x8000, 0x1234]),
-            add(add(0x8000, 0x8000), 0x1234)
-        );
+        assert_eq!(combine(&[0x8000, 0x8000, 0x1234]), add(add(0x8000, 0x8000), 0x1234));
     }
 
     /// Sets the checksum of a buffer whose checksum field is at `at`, returns the stored value.

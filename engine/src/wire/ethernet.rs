@@ -66,11 +66,7 @@ impl EthernetAddress {
 impl fmt::Display for EthernetAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let a = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            a[0], a[1], a[2], a[3], a[4], a[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", a[0], a[1], a[2], a[3], a[4], a[5])
     }
 }
 
@@ -315,11 +311,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         let data = self.buffer.as_ref();
         let ethertype = self.ethertype();
         if ethertype != EtherType::VLAN {
-            return Ok(L3Info {
-                vlan: None,
-                ethertype,
-                offset: HEADER_LEN,
-            });
+            return Ok(L3Info { vlan: None, ethertype, offset: HEADER_LEN });
         }
         if data.len() < HEADER_LEN + VLAN_TAG_LEN {
             return Err(Error);
@@ -423,12 +415,7 @@ impl EthernetRepr {
     #[inline]
     pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> Result<Self> {
         let l3 = frame.l3_info()?;
-        Ok(Self {
-            src_addr: frame.src_addr(),
-            dst_addr: frame.dst_addr(),
-            ethertype: l3.ethertype,
-            vlan: l3.vlan,
-        })
+        Ok(Self { src_addr: frame.src_addr(), dst_addr: frame.dst_addr(), ethertype: l3.ethertype, vlan: l3.vlan })
     }
 
     /// Header bytes `emit` writes: 14, or 18 with a tag.
@@ -495,8 +482,8 @@ pub(super) mod tests {
 
     // dst 00:1b:21:3a:4f:5e, src 3c:fd:fe:01:02:03, 802.1Q PCP 5 VID 42, inner IPv4.
     const TAGGED: [u8; 22] = [
-        0x00, 0x1b, 0x21, 0x3a, 0x4f, 0x5e, 0x3c, 0xfd, 0xfe, 0x01, 0x02, 0x03, 0x81, 0x00, 0xa0,
-        0x2a, 0x08, 0x00, 0x45, 0x00, 0x00, 0x14,
+        0x00, 0x1b, 0x21, 0x3a, 0x4f, 0x5e, 0x3c, 0xfd, 0xfe, 0x01, 0x02, 0x03, 0x81, 0x00, 0xa0, 0x2a, 0x08, 0x00,
+        0x45, 0x00, 0x00, 0x14,
     ];
 
     #[test]
@@ -525,10 +512,7 @@ pub(super) mod tests {
         bytes[12..14].copy_from_slice(&[0x86, 0xdd]);
         let frame = EthernetFrame::new_checked(&bytes[..]).unwrap();
         let l3 = frame.l3_info().unwrap();
-        assert_eq!(
-            (l3.vlan, l3.ethertype, l3.offset),
-            (None, EtherType::IPV6, 14)
-        );
+        assert_eq!((l3.vlan, l3.ethertype, l3.offset), (None, EtherType::IPV6, 14));
         // A tagged frame with the tag cut off: the header is fine, the L3 lookup is not.
         let short = EthernetFrame::new_checked(&TAGGED[..16]).unwrap();
         assert_eq!(short.l3_info(), Err(Error));
@@ -544,9 +528,7 @@ pub(super) mod tests {
         frame.swap_addrs();
         assert_eq!(frame.src_addr().to_string(), "00:1b:21:3a:4f:5e");
         assert_eq!(frame.dst_addr().to_string(), "3c:fd:fe:01:02:03");
-        frame
-            .set_vlan_tag(VlanTag::new(0, true, 7).unwrap())
-            .unwrap();
+        frame.set_vlan_tag(VlanTag::new(0, true, 7).unwrap()).unwrap();
         frame.l3_payload_mut().unwrap()[0] = 0x46;
         let bytes = frame.into_inner();
         assert_eq!(&bytes[14..16], &[0x10, 0x07]);
@@ -566,17 +548,9 @@ pub(super) mod tests {
         let u = EthernetAddress::new(0x02, 0, 0, 0, 0, 1);
         assert!(u.is_unicast() && u.is_local());
         assert_eq!(u.as_bytes(), &[2, 0, 0, 0, 0, 1]);
-        assert_eq!(
-            EthernetAddress::from_bytes(&[1, 2, 3, 4, 5, 6])
-                .unwrap()
-                .to_string(),
-            "01:02:03:04:05:06"
-        );
+        assert_eq!(EthernetAddress::from_bytes(&[1, 2, 3, 4, 5, 6]).unwrap().to_string(), "01:02:03:04:05:06");
         assert!(EthernetAddress::from_bytes(&[1, 2, 3]).is_err());
-        assert_eq!(
-            "AA-bb-CC-dd-EE-ff".parse(),
-            Ok(EthernetAddress([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]))
-        );
+        assert_eq!("AA-bb-CC-dd-EE-ff".parse(), Ok(EthernetAddress([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff])));
         for bad in [
             "",
             "aa:bb:cc:dd:ee",
@@ -620,13 +594,9 @@ pub(super) mod tests {
     }
 
     fn any_repr() -> impl Strategy<Value = EthernetRepr> {
-        (
-            any::<[u8; 6]>(),
-            any::<[u8; 6]>(),
-            any::<u16>(),
-            proptest::option::of(any::<u16>()),
-        )
-            .prop_filter_map("untagged VLAN ethertype", |(s, d, et, tci)| {
+        (any::<[u8; 6]>(), any::<[u8; 6]>(), any::<u16>(), proptest::option::of(any::<u16>())).prop_filter_map(
+            "untagged VLAN ethertype",
+            |(s, d, et, tci)| {
                 let repr = EthernetRepr {
                     src_addr: EthernetAddress(s),
                     dst_addr: EthernetAddress(d),
@@ -634,7 +604,8 @@ pub(super) mod tests {
                     vlan: tci.map(VlanTag),
                 };
                 (repr.vlan.is_some() || repr.ethertype != EtherType::VLAN).then_some(repr)
-            })
+            },
+        )
     }
 
     proptest! {

@@ -296,21 +296,15 @@ impl<'a> Icmpv4Repr<'a> {
         // Borrow the data from the underlying buffer (lifetime 'a), not from the view.
         let data: &'a [u8] = packet.buffer.as_ref().get(field::DATA).ok_or(Error)?;
         match (packet.msg_type(), packet.msg_code()) {
-            (Icmpv4Message::ECHO_REQUEST, 0) => Ok(Self::EchoRequest {
-                ident: packet.echo_ident(),
-                seq_no: packet.echo_seq_no(),
-                data,
-            }),
-            (Icmpv4Message::ECHO_REPLY, 0) => Ok(Self::EchoReply {
-                ident: packet.echo_ident(),
-                seq_no: packet.echo_seq_no(),
-                data,
-            }),
-            (Icmpv4Message::DST_UNREACHABLE, code) => Ok(Self::DstUnreachable {
-                code,
-                next_hop_mtu: packet.next_hop_mtu(),
-                data,
-            }),
+            (Icmpv4Message::ECHO_REQUEST, 0) => {
+                Ok(Self::EchoRequest { ident: packet.echo_ident(), seq_no: packet.echo_seq_no(), data })
+            }
+            (Icmpv4Message::ECHO_REPLY, 0) => {
+                Ok(Self::EchoReply { ident: packet.echo_ident(), seq_no: packet.echo_seq_no(), data })
+            }
+            (Icmpv4Message::DST_UNREACHABLE, code) => {
+                Ok(Self::DstUnreachable { code, next_hop_mtu: packet.next_hop_mtu(), data })
+            }
             (Icmpv4Message::TIME_EXCEEDED, code) => Ok(Self::TimeExceeded { code, data }),
             _ => Err(Error),
         }
@@ -334,26 +328,11 @@ impl<'a> Icmpv4Repr<'a> {
     #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Icmpv4Packet<T>) {
         let (msg_type, code, rest, data) = match *self {
-            Self::EchoRequest {
-                ident,
-                seq_no,
-                data,
-            } => (Icmpv4Message::ECHO_REQUEST, 0, (ident, seq_no), data),
-            Self::EchoReply {
-                ident,
-                seq_no,
-                data,
-            } => (Icmpv4Message::ECHO_REPLY, 0, (ident, seq_no), data),
-            Self::DstUnreachable {
-                code,
-                next_hop_mtu,
-                data,
-            } => (
-                Icmpv4Message::DST_UNREACHABLE,
-                code,
-                (0, next_hop_mtu),
-                data,
-            ),
+            Self::EchoRequest { ident, seq_no, data } => (Icmpv4Message::ECHO_REQUEST, 0, (ident, seq_no), data),
+            Self::EchoReply { ident, seq_no, data } => (Icmpv4Message::ECHO_REPLY, 0, (ident, seq_no), data),
+            Self::DstUnreachable { code, next_hop_mtu, data } => {
+                (Icmpv4Message::DST_UNREACHABLE, code, (0, next_hop_mtu), data)
+            }
             Self::TimeExceeded { code, data } => (Icmpv4Message::TIME_EXCEEDED, code, (0, 0), data),
         };
         let buf = packet.buffer.as_mut();
@@ -376,10 +355,7 @@ pub(super) mod tests {
         let _ = (p.msg_type(), p.msg_code(), p.checksum(), p.echo_ident());
         let _ = (p.echo_seq_no(), p.next_hop_mtu(), p.verify_checksum());
         assert_eq!(p.rest_of_header().len(), 4);
-        assert_eq!(
-            Icmpv4Packet::new_unchecked(p.buffer.as_ref()).into_data(),
-            p.data()
-        );
+        assert_eq!(Icmpv4Packet::new_unchecked(p.buffer.as_ref()).into_data(), p.data());
         assert_eq!(p.data().len() + 8, p.buffer.as_ref().len());
         let _ = p.msg_type().to_string();
         if let Ok(repr) = Icmpv4Repr::parse(&Icmpv4Packet::new_unchecked(p.buffer.as_ref())) {
@@ -409,30 +385,18 @@ pub(super) mod tests {
 
     /// `ping` style echo request: id 0x1234, seq 1, data "abcdefgh"; checksum 0x5435 computed
     /// independently of this crate.
-    const ECHO_REQUEST: [u8; 16] = [
-        0x08, 0x00, 0x54, 0x35, 0x12, 0x34, 0x00, 0x01, b'a', b'b', b'c', b'd', b'e', b'f', b'g',
-        b'h',
-    ];
+    const ECHO_REQUEST: [u8; 16] =
+        [0x08, 0x00, 0x54, 0x35, 0x12, 0x34, 0x00, 0x01, b'a', b'b', b'c', b'd', b'e', b'f', b'g', b'h'];
 
     #[test]
     fn parses_echo_request_and_replies_in_place() {
         let p = Icmpv4Packet::new_checked(&ECHO_REQUEST[..]).unwrap();
         assert!(p.verify_checksum());
         assert_eq!(p.msg_type(), Icmpv4Message::ECHO_REQUEST);
-        assert_eq!(
-            (p.msg_code(), p.checksum(), p.echo_ident(), p.echo_seq_no()),
-            (0, 0x5435, 0x1234, 1)
-        );
+        assert_eq!((p.msg_code(), p.checksum(), p.echo_ident(), p.echo_seq_no()), (0, 0x5435, 0x1234, 1));
         assert_eq!(p.data(), b"abcdefgh");
         let repr = Icmpv4Repr::parse(&p).unwrap();
-        assert_eq!(
-            repr,
-            Icmpv4Repr::EchoRequest {
-                ident: 0x1234,
-                seq_no: 1,
-                data: b"abcdefgh"
-            }
-        );
+        assert_eq!(repr, Icmpv4Repr::EchoRequest { ident: 0x1234, seq_no: 1, data: b"abcdefgh" });
         let mut out = [0xffu8; 16];
         repr.emit(&mut Icmpv4Packet::new_unchecked(&mut out[..]));
         assert_eq!(out, ECHO_REQUEST);
@@ -445,14 +409,7 @@ pub(super) mod tests {
         p.fill_checksum();
         assert_eq!(p.checksum(), incremental);
         let reply = Icmpv4Packet::new_checked(&b[..]).unwrap();
-        assert!(matches!(
-            Icmpv4Repr::parse(&reply),
-            Ok(Icmpv4Repr::EchoReply {
-                ident: 0x1234,
-                seq_no: 1,
-                ..
-            })
-        ));
+        assert!(matches!(Icmpv4Repr::parse(&reply), Ok(Icmpv4Repr::EchoReply { ident: 0x1234, seq_no: 1, .. })));
     }
 
     #[test]
@@ -462,23 +419,13 @@ pub(super) mod tests {
         assert!(Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&b[..]).unwrap()).is_err());
         b[0] = 13; // timestamp: not represented
         assert!(Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&b[..]).unwrap()).is_err());
-        let inner = [
-            0x45u8, 0, 0, 28, 0, 0, 0, 0, 1, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 1, 0, 2, 0, 8,
-            0, 0,
-        ];
-        let repr = Icmpv4Repr::DstUnreachable {
-            code: 4,
-            next_hop_mtu: 1400,
-            data: &inner,
-        };
+        let inner = [0x45u8, 0, 0, 28, 0, 0, 0, 0, 1, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 1, 0, 2, 0, 8, 0, 0];
+        let repr = Icmpv4Repr::DstUnreachable { code: 4, next_hop_mtu: 1400, data: &inner };
         let mut out = vec![0u8; repr.buffer_len()];
         repr.emit(&mut Icmpv4Packet::new_unchecked(&mut out[..]));
         let p = Icmpv4Packet::new_checked(&out[..]).unwrap();
         assert!(p.verify_checksum());
-        assert_eq!(
-            (p.msg_type().to_string(), p.next_hop_mtu()),
-            ("destination unreachable".into(), 1400)
-        );
+        assert_eq!((p.msg_type().to_string(), p.next_hop_mtu()), ("destination unreachable".into(), 1400));
         assert_eq!(Icmpv4Repr::parse(&p).unwrap(), repr);
         assert_eq!(Icmpv4Message(42).to_string(), "type 42");
         let mut b = ECHO_REQUEST;
@@ -499,34 +446,15 @@ pub(super) mod tests {
     }
 
     fn any_repr(data: &[u8]) -> impl Strategy<Value = Icmpv4Repr<'_>> {
-        (
-            0u8..4,
-            any::<u16>(),
-            any::<u16>(),
-            any::<u8>(),
-            0..=data.len(),
-        )
-            .prop_map(move |(kind, a, b, code, n)| {
-                let data = &data[..n];
-                match kind {
-                    0 => Icmpv4Repr::EchoRequest {
-                        ident: a,
-                        seq_no: b,
-                        data,
-                    },
-                    1 => Icmpv4Repr::EchoReply {
-                        ident: a,
-                        seq_no: b,
-                        data,
-                    },
-                    2 => Icmpv4Repr::DstUnreachable {
-                        code,
-                        next_hop_mtu: b,
-                        data,
-                    },
-                    _ => Icmpv4Repr::TimeExceeded { code, data },
-                }
-            })
+        (0u8..4, any::<u16>(), any::<u16>(), any::<u8>(), 0..=data.len()).prop_map(move |(kind, a, b, code, n)| {
+            let data = &data[..n];
+            match kind {
+                0 => Icmpv4Repr::EchoRequest { ident: a, seq_no: b, data },
+                1 => Icmpv4Repr::EchoReply { ident: a, seq_no: b, data },
+                2 => Icmpv4Repr::DstUnreachable { code, next_hop_mtu: b, data },
+                _ => Icmpv4Repr::TimeExceeded { code, data },
+            }
+        })
     }
 
     const DATA: [u8; 100] = {

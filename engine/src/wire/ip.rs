@@ -128,20 +128,14 @@ impl IpPair {
 impl From<&Ipv4Repr> for IpPair {
     #[inline]
     fn from(repr: &Ipv4Repr) -> Self {
-        Self::V4 {
-            src: repr.src_addr,
-            dst: repr.dst_addr,
-        }
+        Self::V4 { src: repr.src_addr, dst: repr.dst_addr }
     }
 }
 
 impl From<&Ipv6Repr> for IpPair {
     #[inline]
     fn from(repr: &Ipv6Repr) -> Self {
-        Self::V6 {
-            src: repr.src_addr,
-            dst: repr.dst_addr,
-        }
+        Self::V6 { src: repr.src_addr, dst: repr.dst_addr }
     }
 }
 
@@ -175,27 +169,12 @@ mod tests {
 
     #[test]
     fn pair_reversal_and_family() {
-        let p = IpPair::V4 {
-            src: Ipv4Addr::new(1, 2, 3, 4),
-            dst: Ipv4Addr::new(5, 6, 7, 8),
-        };
-        assert_eq!(
-            p.reversed(),
-            IpPair::V4 {
-                src: Ipv4Addr::new(5, 6, 7, 8),
-                dst: Ipv4Addr::new(1, 2, 3, 4)
-            }
-        );
+        let p = IpPair::V4 { src: Ipv4Addr::new(1, 2, 3, 4), dst: Ipv4Addr::new(5, 6, 7, 8) };
+        assert_eq!(p.reversed(), IpPair::V4 { src: Ipv4Addr::new(5, 6, 7, 8), dst: Ipv4Addr::new(1, 2, 3, 4) });
         assert!(!p.is_v6());
         // The pseudo-header sum is symmetric in source and destination.
-        assert_eq!(
-            p.pseudo_header_sum(IpProtocol::UDP, 8),
-            p.reversed().pseudo_header_sum(IpProtocol::UDP, 8)
-        );
-        let q = IpPair::V6 {
-            src: Ipv6Addr::LOCALHOST,
-            dst: Ipv6Addr::UNSPECIFIED,
-        };
+        assert_eq!(p.pseudo_header_sum(IpProtocol::UDP, 8), p.reversed().pseudo_header_sum(IpProtocol::UDP, 8));
+        let q = IpPair::V6 { src: Ipv6Addr::LOCALHOST, dst: Ipv6Addr::UNSPECIFIED };
         assert!(q.is_v6());
     }
 }

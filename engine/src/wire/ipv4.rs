@@ -179,10 +179,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     #[inline]
     pub fn options(&self) -> &[u8] {
         let end = usize::from(self.header_len());
-        self.buffer
-            .as_ref()
-            .get(HEADER_LEN..end)
-            .unwrap_or_default()
+        self.buffer.as_ref().get(HEADER_LEN..end).unwrap_or_default()
     }
 
     /// The payload, `IHL*4..total_len` (Ethernet padding after `total_len` excluded).
@@ -313,10 +310,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     #[inline]
     pub fn options_mut(&mut self) -> &mut [u8] {
         let end = usize::from(self.header_len());
-        self.buffer
-            .as_mut()
-            .get_mut(HEADER_LEN..end)
-            .unwrap_or_default()
+        self.buffer.as_mut().get_mut(HEADER_LEN..end).unwrap_or_default()
     }
 
     /// The payload (`IHL*4..total_len`), mutably.
@@ -400,9 +394,7 @@ impl Ipv4Repr {
         if packet.version() != 4 || packet.is_fragment() {
             return Err(Error);
         }
-        let payload_len = usize::from(packet.total_len())
-            .checked_sub(usize::from(packet.header_len()))
-            .ok_or(Error)?;
+        let payload_len = usize::from(packet.total_len()).checked_sub(usize::from(packet.header_len())).ok_or(Error)?;
         Ok(Self {
             src_addr: packet.src_addr(),
             dst_addr: packet.dst_addr(),
@@ -437,11 +429,7 @@ impl Ipv4Repr {
         data[field::DSCP_ECN] = self.dscp_ecn;
         write_u16(data, field::LENGTH, total);
         write_u16(data, field::IDENT, self.ident);
-        write_u16(
-            data,
-            field::FLG_OFF,
-            if self.dont_frag { FLAG_DF } else { 0 },
-        );
+        write_u16(data, field::FLG_OFF, if self.dont_frag { FLAG_DF } else { 0 });
         data[field::TTL] = self.ttl;
         data[field::PROTOCOL] = self.protocol.0;
         write_u32(data, field::SRC_ADDR, self.src_addr.to_bits());
@@ -469,23 +457,12 @@ pub(super) mod tests {
         let _ = (p.version(), p.header_len(), p.dscp_ecn(), p.dscp(), p.ecn());
         let _ = (p.total_len(), p.ident(), p.dont_frag(), p.more_frags());
         let _ = (p.frag_offset(), p.is_fragment(), p.ttl(), p.protocol());
-        let _ = (
-            p.checksum(),
-            p.src_addr(),
-            p.dst_addr(),
-            p.verify_checksum(),
-        );
+        let _ = (p.checksum(), p.src_addr(), p.dst_addr(), p.verify_checksum());
         let (options, payload) = (p.options().len(), p.payload().len());
-        assert_eq!(
-            Ipv4Packet::new_unchecked(p.buffer.as_ref()).into_payload(),
-            p.payload()
-        );
+        assert_eq!(Ipv4Packet::new_unchecked(p.buffer.as_ref()).into_payload(), p.payload());
         if p.check_len().is_ok() {
             assert_eq!(options + 20, usize::from(p.header_len()));
-            assert_eq!(
-                payload,
-                usize::from(p.total_len() - u16::from(p.header_len()))
-            );
+            assert_eq!(payload, usize::from(p.total_len() - u16::from(p.header_len())));
         }
         if let Ok(repr) = Ipv4Repr::parse(p) {
             assert_eq!(repr.payload_len, payload);
@@ -532,10 +509,7 @@ pub(super) mod tests {
         assert!(p.verify_checksum());
         assert_eq!(p.checksum(), 0xa9a8);
         assert_eq!((p.version(), p.header_len(), p.total_len()), (4, 20, 57));
-        assert_eq!(
-            (p.ident(), p.dont_frag(), p.more_frags(), p.frag_offset()),
-            (0xbeef, true, false, 0)
-        );
+        assert_eq!((p.ident(), p.dont_frag(), p.more_frags(), p.frag_offset()), (0xbeef, true, false, 0));
         assert_eq!((p.ttl(), p.protocol()), (64, IpProtocol::UDP));
         assert_eq!(p.src_addr(), Ipv4Addr::new(192, 168, 1, 100));
         assert_eq!(p.dst_addr(), Ipv4Addr::new(8, 8, 8, 8));
@@ -565,9 +539,7 @@ pub(super) mod tests {
     fn bad_checksum_and_padding() {
         let mut bytes = DNS_QUERY.to_vec();
         bytes[11] ^= 1;
-        assert!(!Ipv4Packet::new_checked(&bytes[..])
-            .unwrap()
-            .verify_checksum());
+        assert!(!Ipv4Packet::new_checked(&bytes[..]).unwrap().verify_checksum());
         // Ethernet padding after total_len is not payload.
         let mut padded = DNS_QUERY.to_vec();
         padded.extend_from_slice(&[0; 7]);
@@ -629,10 +601,7 @@ pub(super) mod tests {
         p.set_dont_frag(false);
         p.set_more_frags(true);
         p.set_frag_offset(1480);
-        assert_eq!(
-            (p.dont_frag(), p.more_frags(), p.frag_offset()),
-            (false, true, 1480)
-        );
+        assert_eq!((p.dont_frag(), p.more_frags(), p.frag_offset()), (false, true, 1480));
         p.payload_mut()[0] = 0xaa;
         p.set_header_len(24);
         p.options_mut().copy_from_slice(&[1, 1, 1, 0]);
@@ -673,18 +642,16 @@ pub(super) mod tests {
             any::<u16>(),
             any::<bool>(),
         )
-            .prop_map(
-                |(s, d, proto, payload_len, ttl, dscp_ecn, ident, dont_frag)| Ipv4Repr {
-                    src_addr: s.into(),
-                    dst_addr: d.into(),
-                    protocol: IpProtocol(proto),
-                    payload_len,
-                    ttl,
-                    dscp_ecn,
-                    ident,
-                    dont_frag,
-                },
-            )
+            .prop_map(|(s, d, proto, payload_len, ttl, dscp_ecn, ident, dont_frag)| Ipv4Repr {
+                src_addr: s.into(),
+                dst_addr: d.into(),
+                protocol: IpProtocol(proto),
+                payload_len,
+                ttl,
+                dscp_ecn,
+                ident,
+                dont_frag,
+            })
     }
 
     proptest! {

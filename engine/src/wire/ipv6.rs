@@ -125,10 +125,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     #[inline]
     pub fn payload(&self) -> &[u8] {
         let end = HEADER_LEN + usize::from(self.payload_len());
-        self.buffer
-            .as_ref()
-            .get(HEADER_LEN..end)
-            .unwrap_or_default()
+        self.buffer.as_ref().get(HEADER_LEN..end).unwrap_or_default()
     }
 }
 
@@ -204,10 +201,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = HEADER_LEN + usize::from(self.payload_len());
-        self.buffer
-            .as_mut()
-            .get_mut(HEADER_LEN..end)
-            .unwrap_or_default()
+        self.buffer.as_mut().get_mut(HEADER_LEN..end).unwrap_or_default()
     }
 }
 
@@ -257,9 +251,7 @@ impl Ipv6Repr {
     /// Writes the fixed header. Panics if the buffer is shorter than [`Self::buffer_len`].
     #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Ipv6Packet<T>) {
-        let word = (6u32 << 28)
-            | (u32::from(self.traffic_class) << 20)
-            | (self.flow_label & FLOW_LABEL_MASK);
+        let word = (6u32 << 28) | (u32::from(self.traffic_class) << 20) | (self.flow_label & FLOW_LABEL_MASK);
         write_u32(packet.buffer.as_mut(), field::VER_TC_FLOW, word);
         packet.set_payload_len(u16::try_from(self.payload_len).unwrap_or(u16::MAX));
         packet.set_next_header(self.next_header);
@@ -275,18 +267,10 @@ pub(super) mod tests {
     use proptest::prelude::*;
 
     pub(in crate::wire) fn exercise<T: AsRef<[u8]>>(p: &Ipv6Packet<T>) {
-        let _ = (
-            p.version(),
-            p.traffic_class(),
-            p.flow_label(),
-            p.next_header(),
-        );
+        let _ = (p.version(), p.traffic_class(), p.flow_label(), p.next_header());
         let _ = (p.hop_limit(), p.src_addr(), p.dst_addr());
         let payload = p.payload().len();
-        assert_eq!(
-            Ipv6Packet::new_unchecked(p.buffer.as_ref()).into_payload(),
-            p.payload()
-        );
+        assert_eq!(Ipv6Packet::new_unchecked(p.buffer.as_ref()).into_payload(), p.payload());
         if p.check_len().is_ok() {
             assert_eq!(payload, usize::from(p.payload_len()));
         }
@@ -316,8 +300,7 @@ pub(super) mod tests {
     /// An ICMPv6 echo request, 2001:db8::1 → 2001:db8::2, hop limit 64, flow label 0x12345,
     /// traffic class 0xb8 (EF), 8 payload bytes.
     const ECHO: [u8; 48] = [
-        0x6b, 0x81, 0x23, 0x45, 0x00, 0x08, 0x3a,
-        0x40, // ver 6, tc b8, flow 12345, len 8, ICMPv6
+        0x6b, 0x81, 0x23, 0x45, 0x00, 0x08, 0x3a, 0x40, // ver 6, tc b8, flow 12345, len 8, ICMPv6
         0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, //
         0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, //
         0x80, 0x00, 0x00, 0x00, 0x12, 0x34, 0x00, 0x01,
@@ -346,13 +329,7 @@ pub(super) mod tests {
     fn lengths_and_version() {
         let mut padded = ECHO.to_vec();
         padded.extend_from_slice(&[0; 6]);
-        assert_eq!(
-            Ipv6Packet::new_checked(&padded[..])
-                .unwrap()
-                .payload()
-                .len(),
-            8
-        );
+        assert_eq!(Ipv6Packet::new_checked(&padded[..]).unwrap().payload().len(), 8);
         let mut long = ECHO;
         long[5] = 9;
         assert!(Ipv6Packet::new_checked(&long[..]).is_err());
@@ -362,15 +339,9 @@ pub(super) mod tests {
         let mut b = ECHO;
         let mut p = Ipv6Packet::new_checked(&mut b[..]).unwrap();
         p.set_flow_label(0xfff_ffff);
-        assert_eq!(
-            (p.flow_label(), p.traffic_class(), p.version()),
-            (0xfffff, 0xb8, 6)
-        );
+        assert_eq!((p.flow_label(), p.traffic_class(), p.version()), (0xfffff, 0xb8, 6));
         p.set_traffic_class(0);
-        assert_eq!(
-            (p.flow_label(), p.traffic_class(), p.version()),
-            (0xfffff, 0, 6)
-        );
+        assert_eq!((p.flow_label(), p.traffic_class(), p.version()), (0xfffff, 0, 6));
         p.payload_mut()[0] = 0x81;
         assert_eq!(b[40], 0x81);
     }
@@ -397,17 +368,15 @@ pub(super) mod tests {
             any::<u8>(),
             0u32..=FLOW_LABEL_MASK,
         )
-            .prop_map(
-                |(s, d, nh, payload_len, hop_limit, traffic_class, flow_label)| Ipv6Repr {
-                    src_addr: s.into(),
-                    dst_addr: d.into(),
-                    next_header: IpProtocol(nh),
-                    payload_len,
-                    hop_limit,
-                    traffic_class,
-                    flow_label,
-                },
-            )
+            .prop_map(|(s, d, nh, payload_len, hop_limit, traffic_class, flow_label)| Ipv6Repr {
+                src_addr: s.into(),
+                dst_addr: d.into(),
+                next_header: IpProtocol(nh),
+                payload_len,
+                hop_limit,
+                traffic_class,
+                flow_label,
+            })
     }
 
     proptest! {

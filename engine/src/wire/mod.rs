@@ -105,16 +105,14 @@ pub mod tcp;
 pub mod udp;
 
 pub use self::arp::{ArpHardware, ArpOperation, ArpPacket, ArpRepr};
-pub use self::ethernet::{
-    EtherType, EthernetAddress, EthernetFrame, EthernetRepr, L3Info, VlanTag,
-};
+pub use self::ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr, L3Info, VlanTag};
 pub use self::icmp::{Icmpv4Message, Icmpv4Packet, Icmpv4Repr};
 pub use self::ip::{IpPair, IpProtocol};
 pub use self::ipv4::{Ipv4Packet, Ipv4Repr};
 pub use self::ipv6::{Ipv6Packet, Ipv6Repr};
 pub use self::tcp::{
-    TcpControl, TcpFlags, TcpOption, TcpOptions, TcpPacket, TcpRepr, TcpSackBlocks, TcpSackRanges,
-    TcpSeqNumber, TcpTimestamp,
+    TcpControl, TcpFlags, TcpOption, TcpOptions, TcpPacket, TcpRepr, TcpSackBlocks, TcpSackRanges, TcpSeqNumber,
+    TcpTimestamp,
 };
 pub use self::udp::{UdpPacket, UdpRepr};
 
@@ -199,10 +197,7 @@ mod tests {
                     return 1;
                 };
                 ipv4::tests::exercise(&ip);
-                let pair = IpPair::V4 {
-                    src: ip.src_addr(),
-                    dst: ip.dst_addr(),
-                };
+                let pair = IpPair::V4 { src: ip.src_addr(), dst: ip.dst_addr() };
                 2 + walk_l4(ip.protocol(), ip.payload(), &pair)
             }
             EtherType::IPV6 => {
@@ -210,10 +205,7 @@ mod tests {
                     return 1;
                 };
                 ipv6::tests::exercise(&ip);
-                let pair = IpPair::V6 {
-                    src: ip.src_addr(),
-                    dst: ip.dst_addr(),
-                };
+                let pair = IpPair::V6 { src: ip.src_addr(), dst: ip.dst_addr() };
                 2 + walk_l4(ip.next_header(), ip.payload(), &pair)
             }
             EtherType::ARP => {
@@ -277,10 +269,7 @@ mod tests {
         let mut ipp = Ipv4Packet::new_unchecked(&mut l3[..]);
         ip.emit(&mut ipp);
         let pair = IpPair::from(&ip);
-        tcp.emit(
-            &mut TcpPacket::new_unchecked(&mut l3[ip.buffer_len()..]),
-            &pair,
-        );
+        tcp.emit(&mut TcpPacket::new_unchecked(&mut l3[ip.buffer_len()..]), &pair);
         buf
     }
 
@@ -301,23 +290,11 @@ mod tests {
     fn fuzz_seeds_parse_and_verify() {
         let seeds: [(&[u8], usize); 7] = [
             (include_bytes!("../../fuzz/seeds/wire_parse/ipv4_udp"), 3),
-            (
-                include_bytes!("../../fuzz/seeds/wire_parse/vlan_ipv4_tcp_syn"),
-                3,
-            ),
-            (
-                include_bytes!("../../fuzz/seeds/wire_parse/ipv4_tcp_sack_data"),
-                3,
-            ),
-            (
-                include_bytes!("../../fuzz/seeds/wire_parse/ipv4_icmp_echo"),
-                3,
-            ),
+            (include_bytes!("../../fuzz/seeds/wire_parse/vlan_ipv4_tcp_syn"), 3),
+            (include_bytes!("../../fuzz/seeds/wire_parse/ipv4_tcp_sack_data"), 3),
+            (include_bytes!("../../fuzz/seeds/wire_parse/ipv4_icmp_echo"), 3),
             (include_bytes!("../../fuzz/seeds/wire_parse/ipv6_udp"), 3),
-            (
-                include_bytes!("../../fuzz/seeds/wire_parse/ipv6_tcp_syn"),
-                3,
-            ),
+            (include_bytes!("../../fuzz/seeds/wire_parse/ipv6_tcp_syn"), 3),
             (include_bytes!("../../fuzz/seeds/wire_parse/arp_request"), 2),
         ];
         for (frame, depth) in seeds {
@@ -328,18 +305,12 @@ mod tests {
                 EtherType::IPV4 => {
                     let ip = Ipv4Packet::new_checked(l3).unwrap();
                     assert!(ip.verify_checksum());
-                    let pair = IpPair::V4 {
-                        src: ip.src_addr(),
-                        dst: ip.dst_addr(),
-                    };
+                    let pair = IpPair::V4 { src: ip.src_addr(), dst: ip.dst_addr() };
                     (ip.protocol(), ip.into_payload(), pair)
                 }
                 EtherType::IPV6 => {
                     let ip = Ipv6Packet::new_checked(l3).unwrap();
-                    let pair = IpPair::V6 {
-                        src: ip.src_addr(),
-                        dst: ip.dst_addr(),
-                    };
+                    let pair = IpPair::V6 { src: ip.src_addr(), dst: ip.dst_addr() };
                     (ip.next_header(), ip.into_payload(), pair)
                 }
                 _ => {
@@ -378,10 +349,7 @@ mod tests {
             return Err(Error);
         }
         let ip = Ipv4Packet::new_checked(eth.into_l3_payload()?)?;
-        let pair = IpPair::V4 {
-            src: ip.src_addr(),
-            dst: ip.dst_addr(),
-        };
+        let pair = IpPair::V4 { src: ip.src_addr(), dst: ip.dst_addr() };
         let tcp = TcpPacket::new_checked(ip.into_payload())?;
         Ok((pair, TcpRepr::parse(&tcp)?))
     }

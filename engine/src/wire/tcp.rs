@@ -187,12 +187,7 @@ impl<'a> TcpSackBlocks<'a> {
     /// The `(left edge, right edge)` pairs, in option order.
     #[inline]
     pub fn iter(&self) -> impl Iterator<Item = (TcpSeqNumber, TcpSeqNumber)> + 'a {
-        self.0.chunks_exact(8).map(|b| {
-            (
-                TcpSeqNumber(read_u32(b, 0..4)),
-                TcpSeqNumber(read_u32(b, 4..8)),
-            )
-        })
+        self.0.chunks_exact(8).map(|b| (TcpSeqNumber(read_u32(b, 0..4)), TcpSeqNumber(read_u32(b, 4..8))))
     }
 }
 
@@ -280,12 +275,12 @@ impl<'a> Iterator for TcpOptions<'a> {
             (field::OPT_SACKRNG, n) if n % 8 == 0 && (8..=8 * MAX_SACK_BLOCKS).contains(&n) => {
                 TcpOption::SackRange(TcpSackBlocks(body))
             }
-            (field::OPT_TSTAMP, 8) => TcpOption::Timestamps {
-                tsval: read_u32(body, 0..4),
-                tsecr: read_u32(body, 4..8),
-            },
-            (field::OPT_MSS | field::OPT_WS | field::OPT_SACKPERM, _)
-            | (field::OPT_SACKRNG | field::OPT_TSTAMP, _) => return self.fail(),
+            (field::OPT_TSTAMP, 8) => {
+                TcpOption::Timestamps { tsval: read_u32(body, 0..4), tsecr: read_u32(body, 4..8) }
+            }
+            (field::OPT_MSS | field::OPT_WS | field::OPT_SACKPERM, _) | (field::OPT_SACKRNG | field::OPT_TSTAMP, _) => {
+                return self.fail()
+            }
             (kind, _) => TcpOption::Unknown { kind, data: body },
         };
         self.data = &data[len..];
@@ -448,10 +443,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     #[inline]
     pub fn options(&self) -> &[u8] {
         let end = usize::from(self.header_len());
-        self.buffer
-            .as_ref()
-            .get(HEADER_LEN..end)
-            .unwrap_or_default()
+        self.buffer.as_ref().get(HEADER_LEN..end).unwrap_or_default()
     }
 
     /// Iterator over the parsed options.
@@ -557,10 +549,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     #[inline]
     pub fn options_mut(&mut self) -> &mut [u8] {
         let end = usize::from(self.header_len());
-        self.buffer
-            .as_mut()
-            .get_mut(HEADER_LEN..end)
-            .unwrap_or_default()
+        self.buffer.as_mut().get_mut(HEADER_LEN..end).unwrap_or_default()
     }
 
     /// The payload, mutably.
@@ -632,10 +621,7 @@ impl TcpSackRanges {
     /// No blocks.
     #[inline]
     pub const fn new() -> Self {
-        Self {
-            blocks: [(TcpSeqNumber(0), TcpSeqNumber(0)); MAX_SACK_BLOCKS],
-            len: 0,
-        }
+        Self { blocks: [(TcpSeqNumber(0), TcpSeqNumber(0)); MAX_SACK_BLOCKS], len: 0 }
     }
 
     /// Appends a `(left edge, right edge)` block; returns `false` (and changes nothing) when four
@@ -808,21 +794,13 @@ impl<'a> TcpRepr<'a> {
     /// Option bytes other than SACK blocks.
     #[inline]
     const fn fixed_options_len(&self) -> usize {
-        let mss = if self.max_seg_size.is_some() {
-            MSS_SPACE
-        } else {
-            0
-        };
+        let mss = if self.max_seg_size.is_some() { MSS_SPACE } else { 0 };
         let sack_perm_and_ts = match (self.sack_permitted, self.timestamp.is_some()) {
             (_, true) => TSTAMP_SPACE,
             (true, false) => SACKPERM_SPACE,
             (false, false) => 0,
         };
-        let ws = if self.window_scale.is_some() {
-            WS_SPACE
-        } else {
-            0
-        };
+        let ws = if self.window_scale.is_some() { WS_SPACE } else { 0 };
         mss + sack_perm_and_ts + ws
     }
 
@@ -914,11 +892,7 @@ impl<'a> TcpRepr<'a> {
             let [hi, lo] = mss.to_be_bytes();
             put(&[field::OPT_MSS, 4, hi, lo]);
         }
-        let sack_perm = if self.sack_permitted {
-            [field::OPT_SACKPERM, 2]
-        } else {
-            [NOP, NOP]
-        };
+        let sack_perm = if self.sack_permitted { [field::OPT_SACKPERM, 2] } else { [NOP, NOP] };
         if let Some(ts) = self.timestamp {
             put(&sack_perm);
             put(&[field::OPT_TSTAMP, 10]);
@@ -950,28 +924,11 @@ pub(super) mod tests {
 
     pub(in crate::wire) fn exercise<T: AsRef<[u8]>>(p: &TcpPacket<T>, ips: &IpPair) {
         let _ = (p.src_port(), p.dst_port(), p.seq_number(), p.ack_number());
-        let _ = (
-            p.header_len(),
-            p.flags(),
-            p.fin(),
-            p.syn(),
-            p.rst(),
-            p.psh(),
-        );
-        let _ = (
-            p.ack(),
-            p.urg(),
-            p.ece(),
-            p.cwr(),
-            p.window_len(),
-            p.checksum(),
-        );
+        let _ = (p.header_len(), p.flags(), p.fin(), p.syn(), p.rst(), p.psh());
+        let _ = (p.ack(), p.urg(), p.ece(), p.cwr(), p.window_len(), p.checksum());
         let _ = (p.urgent_at(), p.segment_len(), p.verify_checksum(ips));
         let (options, payload) = (p.options().len(), p.payload().len());
-        assert_eq!(
-            TcpPacket::new_unchecked(p.buffer.as_ref()).into_payload(),
-            p.payload()
-        );
+        assert_eq!(TcpPacket::new_unchecked(p.buffer.as_ref()).into_payload(), p.payload());
         if p.check_len().is_ok() {
             assert_eq!(20 + options + payload, p.buffer.as_ref().len());
         }
@@ -1014,20 +971,17 @@ pub(super) mod tests {
     }
 
     fn ips() -> IpPair {
-        IpPair::V4 {
-            src: Ipv4Addr::new(10, 0, 0, 1),
-            dst: Ipv4Addr::new(10, 0, 0, 2),
-        }
+        IpPair::V4 { src: Ipv4Addr::new(10, 0, 0, 1), dst: Ipv4Addr::new(10, 0, 0, 2) }
     }
 
     /// A Linux SYN, 10.0.0.1:43210 → 10.0.0.2:80: MSS 1460, SACK permitted, timestamps
     /// (tsval 0x01020304, tsecr 0), NOP, window scale 7. Checksum 0x2340 computed
     /// independently of this crate.
     const LINUX_SYN: [u8; 40] = [
-        0xa8, 0xca, 0x00, 0x50, 0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x02, 0xfa,
-        0xf0, 0x23, 0x40, 0x00, 0x00, // fixed header, data offset 10
-        0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x01, 0x02, 0x03, 0x04, 0x00, 0x00, 0x00,
-        0x00, 0x01, 0x03, 0x03, 0x07,
+        0xa8, 0xca, 0x00, 0x50, 0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x02, 0xfa, 0xf0, 0x23, 0x40,
+        0x00, 0x00, // fixed header, data offset 10
+        0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x01, 0x02, 0x03, 0x04, 0x00, 0x00, 0x00, 0x00, 0x01, 0x03,
+        0x03, 0x07,
     ];
 
     #[test]
@@ -1036,10 +990,7 @@ pub(super) mod tests {
         assert!(p.verify_checksum(&ips()));
         assert_eq!((p.src_port(), p.dst_port()), (43210, 80));
         assert_eq!(p.seq_number(), TcpSeqNumber(0x1234_5678));
-        assert_eq!(
-            (p.header_len(), p.window_len(), p.checksum()),
-            (40, 64240, 0x2340)
-        );
+        assert_eq!((p.header_len(), p.window_len(), p.checksum()), (40, 64240, 0x2340));
         assert!(p.syn() && !p.ack() && !p.fin() && !p.rst() && !p.psh());
         assert_eq!(p.segment_len(), 1);
         let options: Vec<_> = p.options_iter().collect::<Result<_>>().unwrap();
@@ -1048,10 +999,7 @@ pub(super) mod tests {
             [
                 TcpOption::MaxSegmentSize(1460),
                 TcpOption::SackPermitted,
-                TcpOption::Timestamps {
-                    tsval: 0x0102_0304,
-                    tsecr: 0
-                },
+                TcpOption::Timestamps { tsval: 0x0102_0304, tsecr: 0 },
                 TcpOption::NoOperation,
                 TcpOption::WindowScale(7),
             ]
@@ -1063,10 +1011,7 @@ pub(super) mod tests {
         expect.max_seg_size = Some(1460);
         expect.window_scale = Some(7);
         expect.sack_permitted = true;
-        expect.timestamp = Some(TcpTimestamp {
-            tsval: 0x0102_0304,
-            tsecr: 0,
-        });
+        expect.timestamp = Some(TcpTimestamp { tsval: 0x0102_0304, tsecr: 0 });
         assert_eq!(repr, expect);
         // `emit` uses Linux's option layout, so the segment comes back byte for byte.
         assert_eq!(repr.header_len(), 40);
@@ -1086,37 +1031,26 @@ pub(super) mod tests {
         repr.urgent_pointer = Some(4);
         repr.timestamp = Some(TcpTimestamp { tsval: 7, tsecr: 9 });
         for i in 0..4 {
-            assert!(repr
-                .sack_ranges
-                .push(TcpSeqNumber(i * 100), TcpSeqNumber(i * 100 + 50)));
+            assert!(repr.sack_ranges.push(TcpSeqNumber(i * 100), TcpSeqNumber(i * 100 + 50)));
         }
         assert!(!repr.sack_ranges.push(TcpSeqNumber(1), TcpSeqNumber(2)));
         repr.payload = payload;
         // Timestamps take 12 bytes: only three of the four blocks fit.
         assert_eq!(repr.sack_blocks_emitted(), 3);
         assert_eq!(repr.header_len(), 20 + 12 + 4 + 24);
-        let v6 = IpPair::V6 {
-            src: Ipv6Addr::LOCALHOST,
-            dst: "2001:db8::80".parse().unwrap(),
-        };
+        let v6 = IpPair::V6 { src: Ipv6Addr::LOCALHOST, dst: "2001:db8::80".parse().unwrap() };
         let mut buf = vec![0x5a; repr.buffer_len()];
         repr.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), &v6);
         let p = TcpPacket::new_checked(&buf[..]).unwrap();
         assert!(p.verify_checksum(&v6));
         assert!(!p.verify_checksum(&ips()));
         assert_eq!(p.payload(), payload);
-        assert_eq!(
-            p.flags(),
-            TcpFlags::ACK | TcpFlags::PSH | TcpFlags::ECE | TcpFlags::URG
-        );
+        assert_eq!(p.flags(), TcpFlags::ACK | TcpFlags::PSH | TcpFlags::ECE | TcpFlags::URG);
         let parsed = TcpRepr::parse(&p).unwrap();
         let mut expect = repr;
         expect.sack_ranges.truncate(3);
         assert_eq!(parsed, expect);
-        assert_eq!(
-            parsed.sack_ranges.as_slice()[2],
-            (TcpSeqNumber(200), TcpSeqNumber(250))
-        );
+        assert_eq!(parsed.sack_ranges.as_slice()[2], (TcpSeqNumber(200), TcpSeqNumber(250)));
         assert_eq!(parsed.segment_len(), payload.len());
     }
 
@@ -1170,19 +1104,10 @@ pub(super) mod tests {
             assert!(items[..good].iter().all(|i| i.is_ok()));
         }
         // Unknown kinds are yielded with their data; EOL stops the iteration even before junk.
-        let items: Vec<_> = TcpOptions::new(&[30, 4, 0xaa, 0xbb, 1, 0, 2, 0xff])
-            .collect::<Result<_>>()
-            .unwrap();
+        let items: Vec<_> = TcpOptions::new(&[30, 4, 0xaa, 0xbb, 1, 0, 2, 0xff]).collect::<Result<_>>().unwrap();
         assert_eq!(
             items,
-            [
-                TcpOption::Unknown {
-                    kind: 30,
-                    data: &[0xaa, 0xbb]
-                },
-                TcpOption::NoOperation,
-                TcpOption::EndOfList,
-            ]
+            [TcpOption::Unknown { kind: 30, data: &[0xaa, 0xbb] }, TcpOption::NoOperation, TcpOption::EndOfList,]
         );
         // A malformed option makes the whole repr fail, not panic.
         let mut seg = LINUX_SYN;
@@ -1230,10 +1155,7 @@ pub(super) mod tests {
         assert_eq!(TcpSeqNumber(1) - a, 3);
         assert_eq!(a - TcpSeqNumber(1), -3);
         assert_eq!(a.to_string(), "4294967294");
-        assert_eq!(
-            (TcpControl::Syn.len(), TcpControl::Rst.is_empty()),
-            (1, true)
-        );
+        assert_eq!((TcpControl::Syn.len(), TcpControl::Rst.is_empty()), (1, true));
         let mut r = TcpSackRanges::new();
         r.push(TcpSeqNumber(1), TcpSeqNumber(2));
         r.push(TcpSeqNumber(3), TcpSeqNumber(4));
@@ -1267,17 +1189,9 @@ pub(super) mod tests {
 
     fn any_repr(payload: &[u8]) -> impl Strategy<Value = TcpRepr<'_>> {
         let ports = (1u16.., 1u16..);
-        let control = prop_oneof![
-            Just(TcpControl::None),
-            Just(TcpControl::Syn),
-            Just(TcpControl::Fin),
-            Just(TcpControl::Rst)
-        ];
-        let numbers = (
-            any::<u32>(),
-            proptest::option::of(any::<u32>()),
-            any::<u16>(),
-        );
+        let control =
+            prop_oneof![Just(TcpControl::None), Just(TcpControl::Syn), Just(TcpControl::Fin), Just(TcpControl::Rst)];
+        let numbers = (any::<u32>(), proptest::option::of(any::<u32>()), any::<u16>());
         let options = (
             proptest::option::of(any::<u8>()),
             proptest::option::of(any::<u16>()),
@@ -1285,12 +1199,7 @@ pub(super) mod tests {
             proptest::collection::vec((any::<u32>(), any::<u32>()), 0..=4),
             proptest::option::of((any::<u32>(), any::<u32>())),
         );
-        let bits = (
-            any::<bool>(),
-            any::<bool>(),
-            any::<bool>(),
-            proptest::option::of(any::<u16>()),
-        );
+        let bits = (any::<bool>(), any::<bool>(), any::<bool>(), proptest::option::of(any::<u16>()));
         (ports, control, numbers, options, bits, 0..=payload.len()).prop_map(
             move |(
                 (src_port, dst_port),
@@ -1333,14 +1242,8 @@ pub(super) mod tests {
 
     fn any_ips() -> impl Strategy<Value = IpPair> {
         prop_oneof![
-            (any::<[u8; 4]>(), any::<[u8; 4]>()).prop_map(|(s, d)| IpPair::V4 {
-                src: s.into(),
-                dst: d.into()
-            }),
-            (any::<[u8; 16]>(), any::<[u8; 16]>()).prop_map(|(s, d)| IpPair::V6 {
-                src: s.into(),
-                dst: d.into()
-            }),
+            (any::<[u8; 4]>(), any::<[u8; 4]>()).prop_map(|(s, d)| IpPair::V4 { src: s.into(), dst: d.into() }),
+            (any::<[u8; 16]>(), any::<[u8; 16]>()).prop_map(|(s, d)| IpPair::V6 { src: s.into(), dst: d.into() }),
         ]
     }
 

@@ -89,10 +89,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     #[inline]
     pub fn payload(&self) -> &[u8] {
         let end = usize::from(self.len());
-        self.buffer
-            .as_ref()
-            .get(HEADER_LEN..end)
-            .unwrap_or_default()
+        self.buffer.as_ref().get(HEADER_LEN..end).unwrap_or_default()
     }
 
     /// The datagram bytes the checksum covers (`..length`, clamped to the buffer).
@@ -165,10 +162,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = usize::from(self.len());
-        self.buffer
-            .as_mut()
-            .get_mut(HEADER_LEN..end)
-            .unwrap_or_default()
+        self.buffer.as_mut().get_mut(HEADER_LEN..end).unwrap_or_default()
     }
 
     /// Computes and stores the checksum for these IP addresses (over `..length`). A computed
@@ -199,10 +193,7 @@ impl UdpRepr {
         if packet.dst_port() == 0 {
             return Err(Error);
         }
-        Ok(Self {
-            src_port: packet.src_port(),
-            dst_port: packet.dst_port(),
-        })
+        Ok(Self { src_port: packet.src_port(), dst_port: packet.dst_port() })
     }
 
     /// Header bytes (8). The payload follows them; the datagram is `8 + payload_len` bytes.
@@ -215,11 +206,7 @@ impl UdpRepr {
     /// the payload is already in place; then call [`UdpPacket::fill_checksum`]. Panics if the
     /// buffer is shorter than 8 bytes.
     #[inline]
-    pub fn emit_header<T: AsRef<[u8]> + AsMut<[u8]>>(
-        &self,
-        packet: &mut UdpPacket<T>,
-        payload_len: usize,
-    ) {
+    pub fn emit_header<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut UdpPacket<T>, payload_len: usize) {
         packet.set_src_port(self.src_port);
         packet.set_dst_port(self.dst_port);
         packet.set_len(u16::try_from(HEADER_LEN + payload_len).unwrap_or(u16::MAX));
@@ -230,20 +217,12 @@ impl UdpRepr {
     /// bytes in place, then the checksum is computed. Panics if the buffer is shorter than
     /// `8 + payload_len` (or if `payload_len > 65527`).
     #[inline]
-    pub fn emit<T, F>(
-        &self,
-        packet: &mut UdpPacket<T>,
-        ips: &IpPair,
-        payload_len: usize,
-        emit_payload: F,
-    ) where
+    pub fn emit<T, F>(&self, packet: &mut UdpPacket<T>, ips: &IpPair, payload_len: usize, emit_payload: F)
+    where
         T: AsRef<[u8]> + AsMut<[u8]>,
         F: FnOnce(&mut [u8]),
     {
-        assert!(
-            HEADER_LEN + payload_len <= usize::from(u16::MAX),
-            "UdpRepr::emit: datagram longer than 65535 bytes"
-        );
+        assert!(HEADER_LEN + payload_len <= usize::from(u16::MAX), "UdpRepr::emit: datagram longer than 65535 bytes");
         self.emit_header(packet, payload_len);
         emit_payload(&mut packet.buffer.as_mut()[HEADER_LEN..HEADER_LEN + payload_len]);
         packet.fill_checksum(ips);
@@ -261,10 +240,7 @@ pub(super) mod tests {
         let _ = (p.src_port(), p.dst_port(), p.len(), p.checksum());
         let _ = (p.verify_checksum(ips), p.verify_checksum(&ips.reversed()));
         let payload = p.payload().len();
-        assert_eq!(
-            UdpPacket::new_unchecked(p.buffer.as_ref()).into_payload(),
-            p.payload()
-        );
+        assert_eq!(UdpPacket::new_unchecked(p.buffer.as_ref()).into_payload(), p.payload());
         if p.check_len().is_ok() {
             assert_eq!(payload + 8, usize::from(p.len()));
         }
@@ -295,10 +271,7 @@ pub(super) mod tests {
     }
 
     fn dns_ips() -> IpPair {
-        IpPair::V4 {
-            src: Ipv4Addr::new(192, 168, 1, 100),
-            dst: Ipv4Addr::new(8, 8, 8, 8),
-        }
+        IpPair::V4 { src: Ipv4Addr::new(192, 168, 1, 100), dst: Ipv4Addr::new(8, 8, 8, 8) }
     }
 
     #[test]
@@ -308,29 +281,19 @@ pub(super) mod tests {
         assert_eq!((p.src_port(), p.dst_port(), p.len()), (53000, 53, 37));
         assert_eq!(p.checksum(), 0x74b1);
         assert!(p.verify_checksum(&dns_ips()));
-        assert!(!p.verify_checksum(&IpPair::V4 {
-            src: Ipv4Addr::new(192, 168, 1, 101),
-            dst: Ipv4Addr::new(8, 8, 8, 8),
-        }));
+        assert!(
+            !p.verify_checksum(&IpPair::V4 { src: Ipv4Addr::new(192, 168, 1, 101), dst: Ipv4Addr::new(8, 8, 8, 8) })
+        );
         assert_eq!(&p.payload()[..2], &[0x1a, 0x2b]);
         assert_eq!(&p.payload()[12..20], b"\x07example");
         let repr = UdpRepr::parse(&p).unwrap();
-        assert_eq!(
-            repr,
-            UdpRepr {
-                src_port: 53000,
-                dst_port: 53
-            }
-        );
+        assert_eq!(repr, UdpRepr { src_port: 53000, dst_port: 53 });
         // Emit it again from the repr and the payload: byte-identical, checksum included.
         let mut out = [0u8; 37];
         let payload = p.payload();
-        repr.emit(
-            &mut UdpPacket::new_unchecked(&mut out[..]),
-            &dns_ips(),
-            payload.len(),
-            |buf| buf.copy_from_slice(payload),
-        );
+        repr.emit(&mut UdpPacket::new_unchecked(&mut out[..]), &dns_ips(), payload.len(), |buf| {
+            buf.copy_from_slice(payload)
+        });
         assert_eq!(out, DNS_QUERY[20..]);
     }
 
@@ -341,10 +304,7 @@ pub(super) mod tests {
         b[7] = 0;
         let p = UdpPacket::new_checked(&b[..]).unwrap();
         assert!(p.verify_checksum(&dns_ips()));
-        let v6 = IpPair::V6 {
-            src: Ipv6Addr::LOCALHOST,
-            dst: Ipv6Addr::LOCALHOST,
-        };
+        let v6 = IpPair::V6 { src: Ipv6Addr::LOCALHOST, dst: Ipv6Addr::LOCALHOST };
         assert!(!p.verify_checksum(&v6));
         b.extend_from_slice(&[0xee; 5]);
         let mut p = UdpPacket::new_checked(&mut b[..]).unwrap();
@@ -360,11 +320,7 @@ pub(super) mod tests {
         let ips = dns_ips();
         let mut b = [0u8; 10];
         let mut p = UdpPacket::new_unchecked(&mut b[..]);
-        UdpRepr {
-            src_port: 1,
-            dst_port: 2,
-        }
-        .emit_header(&mut p, 2);
+        UdpRepr { src_port: 1, dst_port: 2 }.emit_header(&mut p, 2);
         p.fill_checksum(&ips);
         let c = p.checksum();
         p.payload_mut().copy_from_slice(&c.to_be_bytes());
@@ -403,14 +359,8 @@ pub(super) mod tests {
 
     fn any_ips() -> impl Strategy<Value = IpPair> {
         prop_oneof![
-            (any::<[u8; 4]>(), any::<[u8; 4]>()).prop_map(|(s, d)| IpPair::V4 {
-                src: s.into(),
-                dst: d.into()
-            }),
-            (any::<[u8; 16]>(), any::<[u8; 16]>()).prop_map(|(s, d)| IpPair::V6 {
-                src: s.into(),
-                dst: d.into()
-            }),
+            (any::<[u8; 4]>(), any::<[u8; 4]>()).prop_map(|(s, d)| IpPair::V4 { src: s.into(), dst: d.into() }),
+            (any::<[u8; 16]>(), any::<[u8; 16]>()).prop_map(|(s, d)| IpPair::V6 { src: s.into(), dst: d.into() }),
         ]
     }
 

@@ -45,14 +45,7 @@ impl Attr {
 fn bpf(cmd: libc::c_long, attr: &mut Attr) -> io::Result<libc::c_long> {
     // SAFETY: `attr` is a valid, writable, zero-padded buffer of the size passed; the kernel
     // reads (and for some commands writes) at most that many bytes.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut Attr,
-            std::mem::size_of::<Attr>(),
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut Attr, std::mem::size_of::<Attr>()) };
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -97,10 +90,7 @@ pub(crate) fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
 /// Fills `info` with `BPF_OBJ_GET_INFO_BY_FD` for `fd`.
 fn obj_info(fd: BorrowedFd<'_>, info: &mut [u64]) -> io::Result<()> {
     let len = u32::try_from(std::mem::size_of_val(info)).expect("small info buffer");
-    let mut attr = Attr::new()
-        .u32_at(0, fd.as_raw_fd() as u32)
-        .u32_at(4, len)
-        .u64_at(8, info.as_mut_ptr() as u64);
+    let mut attr = Attr::new().u32_at(0, fd.as_raw_fd() as u32).u32_at(4, len).u64_at(8, info.as_mut_ptr() as u64);
     bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).map(|_| ())
 }
 
@@ -122,12 +112,7 @@ pub(crate) fn link_info(fd: BorrowedFd<'_>) -> io::Result<LinkInfo> {
     obj_info(fd, &mut buf)?;
     let bytes: Vec<u8> = buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
     let at = |off: usize| u32::from_ne_bytes(bytes[off..off + 4].try_into().expect("4 bytes"));
-    Ok(LinkInfo {
-        link_type: at(0),
-        id: at(4),
-        prog_id: at(8),
-        xdp_ifindex: at(16),
-    })
+    Ok(LinkInfo { link_type: at(0), id: at(4), prog_id: at(8), xdp_ifindex: at(16) })
 }
 
 /// The name of program `fd` (`struct bpf_prog_info.name`, at byte 64, 16 bytes).
@@ -183,27 +168,19 @@ pub(crate) fn link_holders(link_id: u32) -> Vec<u32> {
         return pids;
     };
     for entry in proc_dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
             continue;
         };
         let holds = fds.flatten().any(|fd| {
-            let is_link = std::fs::read_link(fd.path())
-                .map(|t| t.as_os_str() == "anon_inode:bpf_link")
-                .unwrap_or(false);
+            let is_link =
+                std::fs::read_link(fd.path()).map(|t| t.as_os_str() == "anon_inode:bpf_link").unwrap_or(false);
             is_link
-                && std::fs::read_to_string(format!(
-                    "/proc/{pid}/fdinfo/{}",
-                    fd.file_name().to_string_lossy()
-                ))
-                .map(|s| s.contains(&needle))
-                .unwrap_or(false)
+                && std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy()))
+                    .map(|s| s.contains(&needle))
+                    .unwrap_or(false)
         });
         if holds {
             pids.push(pid);

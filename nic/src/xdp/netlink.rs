@@ -68,10 +68,7 @@ pub(crate) struct NlError {
 
 impl NlError {
     fn io(e: &io::Error) -> NlError {
-        NlError {
-            errno: e.raw_os_error().unwrap_or(libc::EIO),
-            msg: None,
-        }
+        NlError { errno: e.raw_os_error().unwrap_or(libc::EIO), msg: None }
     }
 }
 
@@ -152,13 +149,7 @@ struct Socket {
 impl Socket {
     fn open() -> io::Result<Socket> {
         // SAFETY: plain socket(2) call with constant arguments; the result is checked below.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
+        let raw = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -178,10 +169,7 @@ impl Socket {
                 )
             };
         }
-        let tv = libc::timeval {
-            tv_sec: 5,
-            tv_usec: 0,
-        };
+        let tv = libc::timeval { tv_sec: 5, tv_usec: 0 };
         // SAFETY: `tv` outlives the call and the length matches its type.
         let rc = unsafe {
             libc::setsockopt(
@@ -206,10 +194,7 @@ impl Socket {
             return Err(io::Error::last_os_error());
         }
         if n as usize != msg.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "short netlink send",
-            ));
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "short netlink send"));
         }
         Ok(())
     }
@@ -217,8 +202,7 @@ impl Socket {
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the call.
-            let n =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n >= 0 {
                 return Ok(n as usize);
             }
@@ -231,12 +215,7 @@ impl Socket {
 
     /// Sends `msg` (sequence number `seq`) and returns the payload of the first reply of type
     /// `want` (or `Ok(None)` on a positive acknowledgement); errors carry the kernel's text.
-    fn transact(
-        &self,
-        msg: &[u8],
-        seq: u32,
-        want: Option<u16>,
-    ) -> Result<Option<Vec<u8>>, NlError> {
+    fn transact(&self, msg: &[u8], seq: u32, want: Option<u16>) -> Result<Option<Vec<u8>>, NlError> {
         self.send(msg).map_err(|e| NlError::io(&e))?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -249,10 +228,7 @@ impl Socket {
                 let flags = rd_u16(b, off + 6).unwrap_or(0);
                 let mseq = rd_u32(b, off + 8).unwrap_or(0);
                 if len < NLMSG_HDRLEN || off + len > n {
-                    return Err(NlError {
-                        errno: libc::EBADMSG,
-                        msg: Some("malformed netlink reply".into()),
-                    });
+                    return Err(NlError { errno: libc::EBADMSG, msg: Some("malformed netlink reply".into()) });
                 }
                 let body = &b[off + NLMSG_HDRLEN..off + len];
                 off += (len + 3) & !3;
@@ -264,10 +240,7 @@ impl Socket {
                     if err == 0 {
                         return Ok(None);
                     }
-                    return Err(NlError {
-                        errno: -err,
-                        msg: ext_ack_msg(body, flags),
-                    });
+                    return Err(NlError { errno: -err, msg: ext_ack_msg(body, flags) });
                 }
                 if ty == NLMSG_DONE {
                     return Ok(None);
@@ -292,12 +265,10 @@ fn ext_ack_msg(body: &[u8], flags: u16) -> Option<String> {
         off += orig_len.saturating_sub(NLMSG_HDRLEN);
     }
     let off = (off + 3) & !3;
-    attrs(body.get(off..)?)
-        .find(|(ty, _)| *ty == NLMSGERR_ATTR_MSG)
-        .map(|(_, p)| {
-            let end = p.iter().position(|&c| c == 0).unwrap_or(p.len());
-            String::from_utf8_lossy(&p[..end]).into_owned()
-        })
+    attrs(body.get(off..)?).find(|(ty, _)| *ty == NLMSGERR_ATTR_MSG).map(|(_, p)| {
+        let end = p.iter().position(|&c| c == 0).unwrap_or(p.len());
+        String::from_utf8_lossy(&p[..end]).into_owned()
+    })
 }
 
 /// Reads the XDP state of `ifindex` in the calling thread's network namespace.
@@ -307,10 +278,7 @@ pub(crate) fn query(ifindex: u32) -> Result<XdpState, NlError> {
     let req = link_request(RTM_GETLINK, NLM_F_REQUEST, seq, ifindex, &[]);
     let body = sock
         .transact(&req, seq, Some(RTM_NEWLINK))?
-        .ok_or(NlError {
-            errno: libc::ENODATA,
-            msg: Some("no RTM_NEWLINK in the reply".into()),
-        })?;
+        .ok_or(NlError { errno: libc::ENODATA, msg: Some("no RTM_NEWLINK in the reply".into()) })?;
     let mut st = XdpState::default();
     let Some(link_attrs) = body.get(IFINFOMSG_LEN..) else {
         return Ok(st);
@@ -349,22 +317,12 @@ pub(crate) fn set_xdp(
     put_attr(&mut nested, IFLA_XDP_FD, &fd.to_ne_bytes());
     if let Some(exp) = expected {
         flags |= XDP_FLAGS_REPLACE;
-        put_attr(
-            &mut nested,
-            IFLA_XDP_EXPECTED_FD,
-            &exp.as_raw_fd().to_ne_bytes(),
-        );
+        put_attr(&mut nested, IFLA_XDP_EXPECTED_FD, &exp.as_raw_fd().to_ne_bytes());
     }
     put_attr(&mut nested, IFLA_XDP_FLAGS, &flags.to_ne_bytes());
     let mut attrs_buf = Vec::new();
     put_attr(&mut attrs_buf, IFLA_XDP | NLA_F_NESTED, &nested);
-    let req = link_request(
-        RTM_SETLINK,
-        NLM_F_REQUEST | NLM_F_ACK,
-        seq,
-        ifindex,
-        &attrs_buf,
-    );
+    let req = link_request(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, seq, ifindex, &attrs_buf);
     sock.transact(&req, seq, None).map(|_| ())
 }
 
@@ -379,10 +337,7 @@ mod tests {
         put_attr(&mut b, 9 | NLA_F_NESTED, &5u32.to_ne_bytes());
         assert_eq!(b.len(), 8 + 8);
         let got: Vec<(u16, Vec<u8>)> = attrs(&b).map(|(t, p)| (t, p.to_vec())).collect();
-        assert_eq!(
-            got,
-            vec![(7, vec![1, 2, 3]), (9, 5u32.to_ne_bytes().to_vec())]
-        );
+        assert_eq!(got, vec![(7, vec![1, 2, 3]), (9, 5u32.to_ne_bytes().to_vec())]);
     }
 
     #[test]
@@ -409,11 +364,7 @@ mod tests {
         let mut body = Vec::new();
         body.extend_from_slice(&(-libc::EBUSY).to_ne_bytes());
         body.extend_from_slice(&[0u8; 16]);
-        put_attr(
-            &mut body,
-            NLMSGERR_ATTR_MSG,
-            b"Can't replace active BPF XDP link\0",
-        );
+        put_attr(&mut body, NLMSGERR_ATTR_MSG, b"Can't replace active BPF XDP link\0");
         assert_eq!(
             ext_ack_msg(&body, NLM_F_ACK_TLVS | NLM_F_CAPPED).as_deref(),
             Some("Can't replace active BPF XDP link")
