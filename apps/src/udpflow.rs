@@ -225,7 +225,7 @@ mod tests {
         fill_payload(3, 12345, &mut b);
         assert_eq!(check_payload(3, 100, &b), Some(12345));
         assert_eq!(check_payload(4, 100, &b), None);
-        assert_eq!(check_payload(3, 99, &b[..99]), None);
+        assert_eq!(check_payload(3, 100, &b[..99]), None, "truncated");
         b[50] ^= 1;
         assert_eq!(check_payload(3, 100, &b), None);
         assert_eq!(payload_for_frame(60), 18);
