@@ -14,7 +14,9 @@
 //! * [`xdp`]: the XDP program that steers claimed traffic to the sockets.
 //! * [`netns`]: network namespaces and veth pairs for tests, the demo and benchmarks.
 //! * [`sys`]: checked libc wrappers (syscalls with their errno).
+//! * [`alloc_count`]: a counting allocator to prove the hot path does not allocate.
 
+pub mod alloc_count;
 pub mod frame;
 pub mod mem;
 pub mod netns;
