@@ -200,6 +200,7 @@ fn run_with_programs<'u>(
                         fill_size: x.fill_ring,
                         comp_size: x.comp_ring,
                         busy_poll: x.busy_poll.map(|bp| nic::BusyPoll { usecs: bp.usecs, budget: bp.budget }),
+                        tx_budget: Some(x.tx_budget),
                     };
                     let rp = RingPort::open_xsk(umem, b.cache_mut(), &cfg)
                         .with_context(|| format!("opening {name} on lcore {}", lp.cpu))?;
@@ -209,7 +210,14 @@ fn run_with_programs<'u>(
                         progs.get_mut(&q.port).ok_or_else(|| anyhow!("port {} has no XDP program", port.name))?;
                     prog.register_socket(q.queue, rp.socket_fd().expect("fd"))
                         .with_context(|| format!("registering {name} in the XSKMAP"))?;
-                    tracing::info!(queue = %name, lcore = lp.cpu, zero_copy = sock.zero_copy(), need_wakeup = sock.need_wakeup(), "socket bound");
+                    tracing::info!(
+                        queue = %name,
+                        lcore = lp.cpu,
+                        zero_copy = sock.zero_copy(),
+                        need_wakeup = sock.need_wakeup(),
+                        tx_budget = ?sock.tx_budget(),
+                        "socket bound"
+                    );
                     AnyPort::Ring(rp)
                 }
                 PortPlanKind::Null { len } => {

@@ -94,6 +94,8 @@ pub struct PortSection {
     /// Completion ring size.
     #[serde(default = "ring_2048")]
     pub comp_ring: u32,
+    /// Copy-mode TX budget per kick (`XDP_MAX_TX_SKB_BUDGET`, 32..=tx_ring; absent: 2 × burst).
+    pub tx_budget: Option<u32>,
     /// Preferred busy polling.
     pub busy_poll: Option<BusyPollSection>,
     /// Claim rules (validated in [`crate::validate`]): `"all"` or an array of rule tables.

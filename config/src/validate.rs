@@ -90,6 +90,8 @@ pub struct XskPortPlan {
     pub fill_ring: u32,
     /// Completion ring size.
     pub comp_ring: u32,
+    /// Copy-mode TX budget per kick.
+    pub tx_budget: u32,
     /// Busy polling.
     pub busy_poll: Option<BusyPoll>,
     /// Claim rules.
@@ -210,6 +212,14 @@ pub fn validate(cfg: &EngineConfig, env: &dyn Environment) -> Result<Plan, Vec<C
                     ring(&mut errs, k(f), v);
                     if v < e.burst && v.is_power_of_two() {
                         errs.push(ConfigError::new(&k(f), format!("{v} is smaller than engine.burst ({})", e.burst)));
+                    }
+                }
+                if let Some(tb) = p.tx_budget {
+                    if tb < 32 || (p.tx_ring.is_power_of_two() && tb > p.tx_ring) {
+                        errs.push(ConfigError::new(
+                            &k("tx_budget"),
+                            format!("expected 32..=tx_ring ({}), got {tb}", p.tx_ring),
+                        ));
                     }
                 }
                 if let Some(bp) = p.busy_poll {
@@ -370,6 +380,7 @@ pub fn validate(cfg: &EngineConfig, env: &dyn Environment) -> Result<Plan, Vec<C
                         tx_ring: p.tx_ring,
                         fill_ring: p.fill_ring,
                         comp_ring: p.comp_ring,
+                        tx_budget: p.tx_budget.unwrap_or((2 * e.burst).max(32).min(p.tx_ring)),
                         busy_poll: p.busy_poll.map(|b| BusyPoll { usecs: b.usecs, budget: b.budget }),
                         claim: claim.unwrap_or(Claim::All),
                         queues,

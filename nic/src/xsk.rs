@@ -63,6 +63,10 @@ pub struct XskConfig {
     pub comp_size: u32,
     /// Optional preferred busy polling.
     pub busy_poll: Option<BusyPoll>,
+    /// Copy-mode TX budget: descriptors the kernel sends per `sendto` (`XDP_MAX_TX_SKB_BUDGET`,
+    /// kernel ≥ 6.17, 32..=tx_size; the kernel default is 32). `None` leaves the default. Older
+    /// kernels answer ENOPROTOOPT, which is logged and ignored.
+    pub tx_budget: Option<u32>,
 }
 
 impl XskConfig {
@@ -78,6 +82,7 @@ impl XskConfig {
             fill_size: 4096,
             comp_size: 2048,
             busy_poll: None,
+            tx_budget: None,
         }
     }
 }
@@ -123,6 +128,7 @@ pub struct XskSocket {
     zero_copy: bool,
     need_wakeup: bool,
     shared: bool,
+    tx_budget: Option<u32>,
 }
 
 impl fmt::Debug for XskSocket {
@@ -156,6 +162,10 @@ impl XskSocket {
     /// Whether need_wakeup is in effect.
     pub fn need_wakeup(&self) -> bool {
         self.need_wakeup
+    }
+    /// Copy-mode TX budget in effect (None: the kernel default of 32).
+    pub fn tx_budget(&self) -> Option<u32> {
+        self.tx_budget
     }
     /// Whether this socket shares a UMEM registered by another socket.
     pub fn shares_umem(&self) -> bool {
@@ -199,6 +209,9 @@ pub struct XskParts {
     /// TX ring.
     pub tx: TxRing,
 }
+
+/// `XDP_MAX_TX_SKB_BUDGET` (uapi `linux/if_xdp.h`, kernel 6.17+; not yet in libc).
+const XDP_MAX_TX_SKB_BUDGET: i32 = 9;
 
 const BIND_RETRIES: u32 = 40;
 const BIND_RETRY_DELAY: Duration = Duration::from_millis(50);
@@ -347,6 +360,18 @@ fn open_once(
             .map_err(err("setsockopt(SO_BUSY_POLL_BUDGET)"))?;
     }
 
+    let mut tx_budget = None;
+    if let Some(budget) = cfg.tx_budget {
+        let budget = budget.clamp(32, cfg.tx_size);
+        match sys::setsockopt(b, libc::SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget) {
+            Ok(()) => tx_budget = Some(budget),
+            Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => {
+                tracing::info!(iface = %cfg.ifname, queue = cfg.queue, "kernel has no XDP_MAX_TX_SKB_BUDGET (< 6.17): copy-mode TX sends 32 frames per kick");
+            }
+            Err(e) => return Err(err("setsockopt(XDP_MAX_TX_SKB_BUDGET)")(e)),
+        }
+    }
+
     let fd = Arc::new(fd);
     let (need_wakeup, shared) = match &shared_with {
         Some(reg) => (reg.need_wakeup, true),
@@ -360,7 +385,16 @@ fn open_once(
         debug_assert_eq!(reg.zero_copy, zero_copy, "shared sockets inherit the registering socket's mode");
     }
     Ok(XskParts {
-        socket: XskSocket { fd, ifname: cfg.ifname.clone(), ifindex, queue: cfg.queue, zero_copy, need_wakeup, shared },
+        socket: XskSocket {
+            fd,
+            ifname: cfg.ifname.clone(),
+            ifindex,
+            queue: cfg.queue,
+            zero_copy,
+            need_wakeup,
+            shared,
+            tx_budget,
+        },
         fill,
         comp,
         rx,
