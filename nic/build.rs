@@ -1,5 +1,7 @@
-//! Build script of `nic`: compiles the XDP program `bpf/xskd.bpf.c` with clang into
-//! `$OUT_DIR/xskd.bpf.o`, which `src/xdp.rs` embeds with `include_bytes!`.
+//! Build script of `nic`: compiles the XDP programs `bpf/xskd.bpf.c` (the engine's steering
+//! program) and `bpf/xskd_tools.bpf.c` (generator, sink and forwarder used by pktgen and the
+//! benchmarks) with clang into `$OUT_DIR/*.bpf.o`, which `src/xdp.rs` and `src/xdp_tools.rs`
+//! embed with `include_bytes!`.
 //!
 //! Needs `clang` (or the compiler named by `$CLANG`) and Debian's `libbpf-dev` for
 //! `<bpf/bpf_helpers.h>`; `<linux/bpf.h>` needs the multiarch include directory for `<asm/types.h>`,
@@ -9,17 +11,15 @@ use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
-const SRC: &str = "bpf/xskd.bpf.c";
+const SRCS: &[&str] = &["xskd", "xskd_tools"];
 const HINT: &str = "install the BPF toolchain with `apt-get install clang libbpf-dev` \
                     (or point $CLANG at a clang that supports -target bpf)";
 
 fn main() {
-    println!("cargo:rerun-if-changed={SRC}");
     println!("cargo:rerun-if-changed=bpf");
     println!("cargo:rerun-if-env-changed=CLANG");
 
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let out = out_dir.join("xskd.bpf.o");
     let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("cargo sets CARGO_CFG_TARGET_ARCH");
     let multiarch = match arch.as_str() {
         "x86_64" => "x86_64-linux-gnu",
@@ -30,9 +30,18 @@ fn main() {
         ),
     };
     let clang = env::var("CLANG").unwrap_or_else(|_| "clang".to_string());
-    let src = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it")).join(SRC);
+    for name in SRCS {
+        compile(&clang, multiarch, &out_dir, name);
+    }
+}
 
-    let output = Command::new(&clang)
+fn compile(clang: &str, multiarch: &str, out_dir: &std::path::Path, name: &str) {
+    let rel = format!("bpf/{name}.bpf.c");
+    println!("cargo:rerun-if-changed={rel}");
+    let out = out_dir.join(format!("{name}.bpf.o"));
+    let src = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it")).join(&rel);
+
+    let output = Command::new(clang)
         .args(["-O2", "-g", "-target", "bpf", "-Wall", "-c"])
         .arg(&src)
         .arg("-o")
@@ -40,9 +49,9 @@ fn main() {
         .arg(format!("-I/usr/include/{multiarch}"))
         .output();
     match output {
-        Err(e) => panic!("nic/build.rs: could not run `{clang}` to compile {SRC}: {e}; {HINT}"),
+        Err(e) => panic!("nic/build.rs: could not run `{clang}` to compile {rel}: {e}; {HINT}"),
         Ok(o) if !o.status.success() => panic!(
-            "nic/build.rs: `{clang}` failed to compile {SRC} ({}):\n{}\n{HINT}",
+            "nic/build.rs: `{clang}` failed to compile {rel} ({}):\n{}\n{HINT}",
             o.status,
             String::from_utf8_lossy(&o.stderr)
         ),

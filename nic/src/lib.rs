@@ -27,6 +27,7 @@ pub mod sim;
 pub mod sys;
 pub mod umem;
 pub mod xdp;
+pub mod xdp_tools;
 pub mod xsk;
 
 pub use frame::{Frame, FrameBuf};
