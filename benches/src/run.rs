@@ -98,6 +98,11 @@ impl Background {
         Ok(Background { child: Some(child), out, err })
     }
 
+    /// Process id (0 once reaped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
     /// Whether it has exited already.
     pub fn exited(&mut self) -> bool {
         self.child.as_mut().is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))))

@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release -p benches --bin e2e -- tier1     # engine only: null ports vs testpmd net_null
+//! cargo run --release -p benches --bin e2e -- tier2     # veth copy mode: relay vs testpmd AF_XDP PMD
 //! ```
 //!
 //! Each benchmark runs xskd and its peer alternately within every repetition (so both see the
@@ -13,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use benches::peers;
 use benches::run::{bounded, cpus, have};
 use benches::sample::{steady, Summary};
+use benches::{peers, veth};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
@@ -45,6 +46,22 @@ enum Bench {
         /// Burst size (both systems).
         #[arg(long, default_value_t = 64)]
         burst: u32,
+    },
+    /// veth, copy mode: relay io between d0 and d1 vs dpdk-testpmd's AF_XDP PMD, live-frames
+    /// generator on CPU 0, DUT forwarding core on CPU 1, XDP sink counting on s0.
+    Tier2 {
+        /// Burst size (both systems).
+        #[arg(long, default_value_t = 64)]
+        burst: u32,
+        /// Frame lengths without FCS (60 = 64-byte frames).
+        #[arg(long, value_delimiter = ',', default_value = "60,1514")]
+        sizes: Vec<usize>,
+        /// Forwarding modes.
+        #[arg(long, value_delimiter = ',', default_value = "io")]
+        modes: Vec<String>,
+        /// Also count the DUT's syscalls with perf over each trial.
+        #[arg(long)]
+        syscalls: bool,
     },
 }
 
@@ -181,6 +198,106 @@ fn tier1(cli: &Cli, burst: u32) -> Result<()> {
     Ok(())
 }
 
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_string().into_boxed_str())
+}
+
+fn tier2(cli: &Cli, burst: u32, sizes: &[usize], modes: &[String], syscalls: bool) -> Result<()> {
+    if !have("dpdk-testpmd") {
+        bail!("dpdk-testpmd not found: apt-get install dpdk-dev librte-net-af-xdp23");
+    }
+    if syscalls && !have("perf") {
+        bail!("perf not found: apt-get install linux-perf");
+    }
+    let xskd = xskd_binary(cli)?;
+    if cpus() < 2 {
+        bail!("tier2 needs 2 CPUs: generator + NAPI on one, forwarding on the other");
+    }
+    let dir = tempdir()?;
+    let opts = |len| veth::TrialOpts {
+        len,
+        secs: cli.secs,
+        gen_cpu: 0,
+        fwd_cpu: 1,
+        main_cpu: 0,
+        rate_pps: None,
+        count_syscalls: syscalls,
+        burst,
+        dir: dir.clone(),
+    };
+    let mut rows = Vec::new();
+    let mut raw = Vec::new();
+    for mode in modes {
+        let mode = leak(mode);
+        for &len in sizes {
+            let (mut x, mut d) = (Vec::new(), Vec::new());
+            for rep in 0..cli.reps {
+                let a = veth::trial(veth::Dut::Xskd(mode), &xskd, &opts(len))?;
+                let b = veth::trial(veth::Dut::Testpmd(mode), &xskd, &opts(len))?;
+                eprintln!(
+                    "tier2 {mode} {len} B rep {rep}: xskd {:.3} Mpps (loss {:.1}%, {:?} sc/pkt, {:?} sendto/pkt), \
+                     testpmd {:.3} Mpps (loss {:.1}%, {:?} sc/pkt, {:?} sendto/pkt); offered {:.2}/{:.2} Mpps",
+                    a.fwd_mpps,
+                    a.loss * 100.0,
+                    a.syscalls_per_pkt,
+                    a.sendto_per_pkt,
+                    b.fwd_mpps,
+                    b.loss * 100.0,
+                    b.syscalls_per_pkt,
+                    b.sendto_per_pkt,
+                    a.offered_mpps,
+                    b.offered_mpps
+                );
+                x.push(a);
+                d.push(b);
+            }
+            let xm: Vec<f64> = x.iter().map(|t| t.fwd_mpps).collect();
+            let dm: Vec<f64> = d.iter().map(|t| t.fwd_mpps).collect();
+            let ratios: Vec<f64> = xm.iter().zip(&dm).map(|(a, b)| a / b).collect();
+            let (sx, sd, sr) = (Summary::of(&xm), Summary::of(&dm), Summary::of(&ratios));
+            let loss = |v: &[veth::Trial]| Summary::of(&v.iter().map(|t| t.loss * 100.0).collect::<Vec<_>>());
+            let offered = Summary::of(&x.iter().chain(&d).map(|t| t.offered_mpps).collect::<Vec<_>>());
+            let sc = |v: &[veth::Trial], f: fn(&veth::Trial) -> Option<f64>| {
+                let s: Vec<f64> = v.iter().filter_map(f).collect();
+                if s.is_empty() {
+                    "–".to_string()
+                } else {
+                    format!("{:.4}", Summary::of(&s).median)
+                }
+            };
+            rows.push(format!(
+                "| {mode} | {} B ({len} + FCS) | {burst} | gen+NAPI 0, fwd 1 | {:.2} | {} ({:.0}% loss) | {} ({:.0}% loss) | **{:.2}×** ({:.2}–{:.2}) | {} / {} | {} / {} |",
+                len + 4,
+                offered.median,
+                sx.fmt(3),
+                loss(&x).median,
+                sd.fmt(3),
+                loss(&d).median,
+                sr.median,
+                sr.min,
+                sr.max,
+                sc(&x, |t| t.syscalls_per_pkt),
+                sc(&x, |t| t.sendto_per_pkt),
+                sc(&d, |t| t.syscalls_per_pkt),
+                sc(&d, |t| t.sendto_per_pkt),
+            ));
+            raw.push(json!({ "mode": mode, "len": len, "burst": burst, "xskd": x, "testpmd": d, "ratio": ratios,
+                             "gen_cpu": 0, "fwd_cpu": 1, "secs": cli.secs, "copy_mode": true }));
+        }
+    }
+    std::fs::create_dir_all(&cli.out)?;
+    std::fs::write(cli.out.join("tier2.json"), serde_json::to_string_pretty(&json!({ "tier2": raw }))?)?;
+    println!(
+        "| relay mode | frame | burst | cores | offered Mpps | xskd Mpps (loss) | dpdk-testpmd Mpps (loss) | ratio | xskd syscalls / sendto per pkt | testpmd syscalls / sendto per pkt |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!("{r}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 fn tempdir() -> Result<PathBuf> {
     let d = std::env::temp_dir().join(format!("xskd-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&d)?;
@@ -191,5 +308,6 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.bench {
         Bench::Tier1 { burst } => tier1(&cli, burst),
+        Bench::Tier2 { burst, ref sizes, ref modes, syscalls } => tier2(&cli, burst, sizes, modes, syscalls),
     }
 }

@@ -1,0 +1,395 @@
+//! The veth tier: a device under test forwarding between two veths in copy mode, fed by the
+//! in-kernel live-frames generator and counted by an XDP sink, with xskd and dpdk-testpmd run
+//! on the identical topology.
+//!
+//! ```text
+//! gen [g0] ⇄ [d0] dut [d1] ⇄ [s0] sink
+//!  CPU0: LiveGen on g0 (d0's NAPI runs here too: a veth's receive work runs on the sender)
+//!  CPU1: the DUT's forwarding core (its TX into d1 runs s0's XDP sink on the same core)
+//! ```
+//!
+//! Every trial builds a fresh topology (unique namespace names) and tears it down through
+//! `Drop`, bounds every participant in time, and counts forwarded frames with the sink's own
+//! per-CPU counters (never the DUT's counters alone).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nic::netns::{format_mac, Topology};
+use nic::xdp_tools::{AttachMode, LiveGen, LiveRun, SinkAction, XdpSink};
+
+use crate::run::{cpu_busy, cpu_times, Background};
+use crate::sample::steady;
+
+/// Which system forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dut {
+    /// `xskd run` with the relay app in this mode ("io", "mac", "macswap").
+    Xskd(&'static str),
+    /// `dpdk-testpmd` with DPDK's AF_XDP PMD in this forwarding mode ("io", "mac", "macswap").
+    Testpmd(&'static str),
+}
+
+impl Dut {
+    /// Short label.
+    pub fn label(&self) -> String {
+        match self {
+            Dut::Xskd(m) => format!("xskd relay {m}"),
+            Dut::Testpmd(m) => format!("dpdk-testpmd {m}"),
+        }
+    }
+}
+
+/// Options of one trial.
+#[derive(Debug, Clone)]
+pub struct TrialOpts {
+    /// Frame length without FCS (60 = "64-byte frames").
+    pub len: usize,
+    /// Seconds of traffic.
+    pub secs: u64,
+    /// CPU of the generator (and of d0's NAPI).
+    pub gen_cpu: usize,
+    /// CPU of the DUT's forwarding core.
+    pub fwd_cpu: usize,
+    /// CPU of the DUT's control/main thread.
+    pub main_cpu: usize,
+    /// Offered rate (frames/s); `None` = as fast as the generator goes.
+    pub rate_pps: Option<f64>,
+    /// Count syscalls of the DUT with `perf stat` over the traffic window.
+    pub count_syscalls: bool,
+    /// xskd burst and TX budget.
+    pub burst: u32,
+    /// Scratch directory.
+    pub dir: PathBuf,
+}
+
+/// What one trial measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Trial {
+    /// Label of the DUT.
+    pub dut: String,
+    /// Frame length (no FCS).
+    pub len: usize,
+    /// Per-second forwarded rates counted at the sink (frames/s).
+    pub samples: Vec<f64>,
+    /// Steady-state forwarded rate (median of samples without first and last), Mpps.
+    pub fwd_mpps: f64,
+    /// Frames the generator sent.
+    pub sent: u64,
+    /// Frames the sink counted.
+    pub received: u64,
+    /// Offered rate, Mpps.
+    pub offered_mpps: f64,
+    /// 1 - received/sent.
+    pub loss: f64,
+    /// Busy share of each CPU over the traffic window.
+    pub cpu_busy: Vec<f64>,
+    /// Syscalls of the DUT process per forwarded frame (all syscalls, all threads).
+    pub syscalls_per_pkt: Option<f64>,
+    /// sendto calls (TX kicks) of the DUT per forwarded frame.
+    pub sendto_per_pkt: Option<f64>,
+    /// Raw syscall counts (name, count).
+    pub syscalls: Vec<(String, u64)>,
+}
+
+/// A minimal IPv4/UDP frame 198.18.0.1:9 → 198.19.0.1:9 of `len` bytes (no FCS), UDP checksum
+/// zero (legal for IPv4), valid IPv4 header checksum.
+pub fn udp4_frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
+    assert!((60..=9000).contains(&len), "frame length {len}");
+    let mut f = vec![0u8; len];
+    f[0..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&src);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip_len = (len - 14) as u16;
+    let udp_len = ip_len - 20;
+    let mut ip = [0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 19, 0, 1];
+    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
+    let mut sum = 0u32;
+    for c in ip.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    f[14..34].copy_from_slice(&ip);
+    f[34..36].copy_from_slice(&9u16.to_be_bytes());
+    f[36..38].copy_from_slice(&9u16.to_be_bytes());
+    f[38..40].copy_from_slice(&udp_len.to_be_bytes());
+    for (i, b) in f[42..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    f
+}
+
+/// The xskd config for the veth tier: d0 and d1 claimed entirely, relay between them on
+/// `fwd` lcore.
+pub fn xskd_config(mode: &str, fwd: usize, burst: u32, secs: f64, topo: &Topology) -> String {
+    let dst = |m: [u8; 6]| {
+        if mode == "mac" {
+            format!(", dst_mac = \"{}\"", format_mac(&m))
+        } else {
+            String::new()
+        }
+    };
+    format!(
+        r#"[engine]
+burst = {burst}
+idle = "spin"
+duration_secs = {secs:.1}
+[umem]
+frames = 16384
+frame_size = 2048
+hugepages = "2M"
+[[port]]
+name = "d0"
+xdp_mode = "native"
+claim = "all"
+[[port]]
+name = "d1"
+xdp_mode = "native"
+claim = "all"
+[[queue]]
+port = "d0"
+lcore = {fwd}
+app = "relay"
+params = {{ mode = "{mode}", peer = "d1"{ds} }}
+[[queue]]
+port = "d1"
+lcore = {fwd}
+app = "relay"
+params = {{ mode = "{mode}", peer = "d0"{dg} }}
+"#,
+        ds = dst(topo.sink_mac()),
+        dg = dst(topo.gen_mac()),
+    )
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Directory of libxdp's default XSK program (DPDK's AF_XDP PMD loads it).
+fn libxdp_object_path() -> String {
+    for d in ["/usr/lib/x86_64-linux-gnu/bpf", "/usr/lib/aarch64-linux-gnu/bpf", "/usr/lib/bpf"] {
+        if Path::new(d).join("xsk_def_xdp_prog.o").exists() {
+            return d.to_string();
+        }
+    }
+    "/usr/lib/x86_64-linux-gnu/bpf".to_string()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<bool>) -> Result<()> {
+    let t0 = Instant::now();
+    while t0.elapsed() < timeout {
+        if ok()? {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{what}: not ready after {timeout:?}")
+}
+
+/// Runs `perf stat` on `pid` for `secs`; returns (event, count) pairs.
+fn perf_syscalls(pid: u32, secs: f64, dir: &Path) -> Result<Background> {
+    let argv = strings(&[
+        "perf",
+        "stat",
+        "-x",
+        ",",
+        "-e",
+        "raw_syscalls:sys_enter",
+        "-e",
+        "syscalls:sys_enter_sendto",
+        "-e",
+        "syscalls:sys_enter_recvfrom",
+        "-e",
+        "syscalls:sys_enter_poll",
+        "-p",
+        &pid.to_string(),
+        "--",
+        "sleep",
+        &format!("{secs:.2}"),
+    ]);
+    Ok(Background::spawn(&argv, dir, "perf")?)
+}
+
+fn parse_perf(stderr: &str) -> Vec<(String, u64)> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let n = f.first()?.trim().parse::<u64>().ok()?;
+            let ev = f.get(2)?.trim().to_string();
+            Some((ev, n))
+        })
+        .collect()
+}
+
+/// One trial of `dut` on a fresh topology.
+pub fn trial(dut: Dut, xskd: &Path, o: &TrialOpts) -> Result<Trial> {
+    let topo = Topology::new("e2v").context("building the veth topology (needs root)")?;
+    // The sink: counts and drops every frame that reaches s0.
+    let sink = topo
+        .sink()
+        .run_in(|| {
+            XdpSink::attach(Topology::SINK_IF, AttachMode::Native, SinkAction::Drop).map_err(std::io::Error::other)
+        })
+        .context("attaching the XDP sink on s0")?;
+    let dut_ns = topo.dut().name().to_string();
+    let ready = o.dir.join(format!("ready-{}", std::process::id()));
+    let _ = std::fs::remove_file(&ready);
+    let main = o.main_cpu.to_string();
+    let fwd = o.fwd_cpu;
+    let run_secs = o.secs as f64 + 8.0;
+    let proc = match dut {
+        Dut::Xskd(mode) => {
+            let cfg = o.dir.join("veth.toml");
+            std::fs::write(&cfg, xskd_config(mode, fwd, o.burst, run_secs, &topo))?;
+            let argv = strings(&[
+                "ip",
+                "netns",
+                "exec",
+                &dut_ns,
+                "taskset",
+                "-c",
+                &main,
+                &xskd.to_string_lossy(),
+                "run",
+                "--config",
+                &cfg.to_string_lossy(),
+                "--ready-file",
+                &ready.to_string_lossy(),
+            ]);
+            let mut b = Background::spawn(&argv, &o.dir, "xskd")?;
+            wait_for("xskd", Duration::from_secs(20), || {
+                if b.exited() {
+                    bail!("xskd exited early: {}", std::fs::read_to_string(o.dir.join("xskd.err")).unwrap_or_default());
+                }
+                Ok(ready.exists())
+            })?;
+            b
+        }
+        Dut::Testpmd(mode) => {
+            let argv = strings(&[
+                "ip",
+                "netns",
+                "exec",
+                &dut_ns,
+                "env",
+                &format!("LIBXDP_OBJECT_PATH={}", libxdp_object_path()),
+                "dpdk-testpmd",
+                "-l",
+                &format!("{},{}", o.main_cpu, fwd),
+                "--main-lcore",
+                &main,
+                "--no-pci",
+                "--huge-dir=/dev/hugepages",
+                "-m",
+                "512",
+                &format!("--file-prefix=xskd-e2v-{}", std::process::id()),
+                "--vdev",
+                "net_af_xdp0,iface=d0",
+                "--vdev",
+                "net_af_xdp1,iface=d1",
+                "--",
+                "--nb-cores=1",
+                &format!("--forward-mode={mode}"),
+                &format!("--eth-peer=1,{}", format_mac(&topo.sink_mac())),
+                &format!("--eth-peer=0,{}", format_mac(&topo.gen_mac())),
+                &format!("--burst={}", o.burst),
+                "--auto-start",
+                "--stats-period=1",
+            ]);
+            let mut b = Background::spawn(&argv, &o.dir, "testpmd")?;
+            wait_for("dpdk-testpmd", Duration::from_secs(30), || {
+                if b.exited() {
+                    bail!(
+                        "dpdk-testpmd exited early: {}",
+                        std::fs::read_to_string(o.dir.join("testpmd.err")).unwrap_or_default()
+                    );
+                }
+                Ok(b.stdout().contains("Port statistics"))
+            })?;
+            b
+        }
+    };
+
+    // Generator on gen_cpu in the gen namespace, flat out or at a rate, for `secs`.
+    let frame = udp4_frame(topo.dut_gen_mac(), topo.gen_mac(), o.len);
+    let stop = Arc::new(AtomicBool::new(false));
+    let gen_cpu = o.gen_cpu;
+    let run = LiveRun { count: None, duration: Duration::from_secs(o.secs), rate_pps: o.rate_pps, batch: 64 };
+    let c0 = cpu_times();
+    let perf = if o.count_syscalls { Some(perf_syscalls(proc.pid(), o.secs as f64 - 1.0, &o.dir)?) } else { None };
+    let s0 = sink.counts()?;
+    let t0 = Instant::now();
+    let gen = {
+        let stop = stop.clone();
+        let ns = topo.generator();
+        std::thread::scope(|sc| {
+            let h = sc.spawn(move || {
+                ns.run_in(|| {
+                    nic::sys::pin_current_thread(gen_cpu)?;
+                    let g = LiveGen::new(Topology::GEN_IF, 0, 0).map_err(std::io::Error::other)?;
+                    g.run(&frame, &run, &|| stop.load(Ordering::Relaxed)).map_err(std::io::Error::other)
+                })
+            });
+            // Sample the sink once per second while the generator runs.
+            let mut samples = Vec::new();
+            let mut last = s0;
+            let mut next = t0 + Duration::from_secs(1);
+            while !h.is_finished() {
+                let now = Instant::now();
+                if now >= next {
+                    let c = sink.counts().unwrap_or(last);
+                    samples.push(c.since(&last).packets as f64);
+                    last = c;
+                    next += Duration::from_secs(1);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            h.join().map_err(|_| anyhow::anyhow!("generator thread panicked")).map(|r| (r, samples))
+        })?
+    };
+    let c1 = cpu_times();
+    let (gen_report, samples) = gen;
+    let gen_report = gen_report.context("live-frames generator")?;
+    // Let the DUT drain what is in flight, then read the sink.
+    std::thread::sleep(Duration::from_millis(300));
+    let received = sink.counts()?.since(&s0).packets;
+    let perf_out = perf.map(|p| p.stop(libc::SIGINT, Duration::from_secs(5)));
+    let (_out, err, _code) = proc.stop(libc::SIGINT, Duration::from_secs(8));
+    if received == 0 {
+        bail!("{}: nothing reached the sink; DUT stderr:\n{err}", dut.label());
+    }
+    let fwd_pps = steady(&samples);
+    let (syscalls, per_pkt, sendto_pp) = match perf_out {
+        Some((_, perr, _)) => {
+            let v = parse_perf(&perr);
+            // perf ran for secs-1 seconds inside the traffic window; normalise by the frames the
+            // sink counted in the same time span (steady rate × window).
+            let window_pkts = fwd_pps * (o.secs as f64 - 1.0);
+            let get = |k: &str| v.iter().find(|(e, _)| e.ends_with(k)).map(|x| x.1 as f64 / window_pkts);
+            (v.clone(), get("raw_syscalls:sys_enter"), get("sys_enter_sendto"))
+        }
+        None => (Vec::new(), None, None),
+    };
+    Ok(Trial {
+        dut: dut.label(),
+        len: o.len,
+        samples,
+        fwd_mpps: fwd_pps / 1e6,
+        sent: gen_report.sent,
+        received,
+        offered_mpps: gen_report.pps() / 1e6,
+        loss: 1.0 - received as f64 / gen_report.sent.max(1) as f64,
+        cpu_busy: cpu_busy(&c0, &c1),
+        syscalls_per_pkt: per_pkt,
+        sendto_per_pkt: sendto_pp,
+        syscalls,
+    })
+}
