@@ -407,14 +407,16 @@ impl PktgenSpec {
                 }
             }
         }
-        if s.role.sends() && s.pcap.is_none() && s.dst_mac.is_none() && !errs.has("dst_mac") {
-            errs.push("dst_mac", "required to send synthesised frames".into());
+        // Cross-field rules too, so one answer lists everything (a key already reported is
+        // not reported twice).
+        if let Err(more) = s.validate() {
+            for (k, m) in more.0 {
+                if !errs.has(&k) {
+                    errs.push(&k, m);
+                }
+            }
         }
-        if !errs.0.is_empty() {
-            return Err(errs);
-        }
-        s.validate()?;
-        Ok(s)
+        errs.into_result(s)
     }
 
     /// Checks the cross-field rules (for specs built in code, such as by a CLI). [`Self::parse`]
