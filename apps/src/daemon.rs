@@ -175,6 +175,8 @@ fn run_with_programs<'u>(
 
     // 1. Open sockets per lcore and remember where each (port, queue) lives.
     let mut builders: Vec<LcoreBuilder<'u, AnyApp>> = Vec::new();
+    // One clock for every lcore: instants (pktgen's TX timestamps) compare across lcores.
+    let clock = engine::Clock::new();
     // (lcore index, TX target) of each bound (port index, queue).
     let mut local: Vec<HashMap<usize, Vec<(u32, TxPort)>>> = Vec::new();
     let mut bind_modes: HashMap<usize, String> = HashMap::new();
@@ -183,6 +185,7 @@ fn run_with_programs<'u>(
         o.cpu = Some(lp.cpu);
         o.burst = burst;
         o.idle = idle_mode(plan.engine.idle);
+        o.clock = Some(clock);
         let mut b = LcoreBuilder::new(o, PoolCache::new(umem, CACHE_SIZE));
         let mut map: HashMap<usize, Vec<(u32, TxPort)>> = HashMap::new();
         for q in &lp.queues {

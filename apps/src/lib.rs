@@ -1,6 +1,7 @@
 //! `apps`: the xskd apps, the daemon that runs them, and the pieces of the `xskd` CLI.
 //!
 //! * [`relay`]: testpmd-style forwarding (io, mac, macswap).
+//! * [`pktgen`]: traffic generator and receiver (loss, reordering, latency), pcap replay/capture.
 //! * [`registry`]: the app list, parameter validation, [`registry::AnyApp`].
 //! * [`daemon`]: plan → UMEM → XDP → sockets → pinned lcores → orderly stop.
 //! * [`report`]: per-interval lines, the summary, JSON.
@@ -13,6 +14,7 @@
 pub mod daemon;
 pub mod demo;
 pub mod params;
+pub mod pktgen;
 pub mod registry;
 pub mod relay;
 pub mod report;

@@ -9,15 +9,17 @@
 
 use engine::{App, Batch, Ctx, Instant, TxPort};
 
+use crate::pktgen::{Pktgen, PktgenHandle, PktgenSpec};
 use crate::relay::{Relay, RelayMode, RelayParams};
 
 /// Names of the apps this build knows.
-pub const APPS: &[&str] = &["relay"];
+pub const APPS: &[&str] = &["relay", "pktgen"];
 
 /// Validates `params` for `app`; returns (key, message) for every problem.
 pub fn validate_params(app: &str, params: &toml::Table) -> Vec<(String, String)> {
     match app {
         "relay" => RelayParams::parse(params).err().map(|e| e.0).unwrap_or_default(),
+        "pktgen" => PktgenSpec::parse(params).err().map(|e| e.0).unwrap_or_default(),
         _ => vec![("app".into(), format!("unknown app '{app}'"))],
     }
 }
@@ -48,6 +50,10 @@ pub fn tx_ports_wanted(app: &str, params: &toml::Table, own_port: &str) -> Vec<S
             Ok(p) => vec![p.peer.unwrap_or_else(|| own_port.to_string())],
             Err(_) => vec![],
         },
+        "pktgen" => match PktgenSpec::parse(params) {
+            Ok(p) if p.role.sends() => vec![p.peer.unwrap_or_else(|| own_port.to_string())],
+            _ => vec![],
+        },
         _ => vec![],
     }
 }
@@ -68,6 +74,24 @@ pub fn build(app: &str, params: &toml::Table, cx: &BuildCtx<'_>) -> Result<AnyAp
             };
             Ok(AnyApp::Relay(Relay::new(p.mode, to, src, p.dst_mac.unwrap_or([0; 6]))))
         }
+        "pktgen" => {
+            let spec = PktgenSpec::parse(params).map_err(|e| e.to_string())?;
+            let (to, src) = if spec.role.sends() {
+                let peer = spec.peer.as_deref().unwrap_or(cx.port);
+                let to = (cx.resolve)(peer)
+                    .ok_or_else(|| format!("pktgen peer port '{peer}' has no queue this lcore can reach"))?;
+                let src = match spec.src_mac {
+                    Some(m) => m,
+                    None if spec.pcap.is_none() => (cx.mac_of)(peer)
+                        .ok_or_else(|| format!("cannot read the MAC address of port '{peer}'; set src_mac"))?,
+                    None => [0; 6],
+                };
+                (to, src)
+            } else {
+                (cx.this, [0; 6])
+            };
+            Ok(AnyApp::Pktgen(Box::new(Pktgen::new(&spec, to, src)?)))
+        }
         _ => Err(format!("unknown app '{app}'")),
     }
 }
@@ -77,6 +101,24 @@ pub fn build(app: &str, params: &toml::Table, cx: &BuildCtx<'_>) -> Result<AnyAp
 pub enum AnyApp {
     /// testpmd-style forwarding.
     Relay(Relay),
+    /// Traffic generator and receiver (boxed: its tables are large and it is dispatched once
+    /// per burst, not per frame).
+    Pktgen(Box<Pktgen>),
+}
+
+impl AnyApp {
+    /// The pktgen instance, if this is one.
+    pub fn pktgen(&self) -> Option<&Pktgen> {
+        match self {
+            AnyApp::Pktgen(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// A handle on a pktgen instance's results (take it before the app moves into its lcore).
+    pub fn pktgen_handle(&self) -> Option<PktgenHandle> {
+        self.pktgen().map(|p| p.handle())
+    }
 }
 
 impl<'u> App<'u> for AnyApp {
@@ -84,6 +126,7 @@ impl<'u> App<'u> for AnyApp {
     fn process(&mut self, cx: &mut Ctx<'_, 'u>, batch: &mut Batch<'u>) {
         match self {
             AnyApp::Relay(a) => a.process(cx, batch),
+            AnyApp::Pktgen(a) => App::process(&mut **a, cx, batch),
         }
     }
 
@@ -91,6 +134,7 @@ impl<'u> App<'u> for AnyApp {
     fn produce(&mut self, cx: &mut Ctx<'_, 'u>) {
         match self {
             AnyApp::Relay(a) => App::produce(a, cx),
+            AnyApp::Pktgen(a) => App::produce(&mut **a, cx),
         }
     }
 
@@ -98,24 +142,35 @@ impl<'u> App<'u> for AnyApp {
     fn poll_at(&self) -> Option<Instant> {
         match self {
             AnyApp::Relay(a) => App::poll_at(a),
+            AnyApp::Pktgen(a) => App::poll_at(&**a),
         }
     }
 
     fn on_timer(&mut self, cx: &mut Ctx<'_, 'u>) {
         match self {
             AnyApp::Relay(a) => App::on_timer(a, cx),
+            AnyApp::Pktgen(a) => App::on_timer(&mut **a, cx),
+        }
+    }
+
+    fn finish(&mut self) {
+        match self {
+            AnyApp::Relay(a) => App::finish(a),
+            AnyApp::Pktgen(a) => App::finish(&mut **a),
         }
     }
 
     fn is_done(&self) -> bool {
         match self {
             AnyApp::Relay(a) => App::is_done(a),
+            AnyApp::Pktgen(a) => App::is_done(&**a),
         }
     }
 
     fn report(&self, out: &mut Vec<(&'static str, u64)>) {
         match self {
             AnyApp::Relay(a) => App::report(a, out),
+            AnyApp::Pktgen(a) => App::report(&**a, out),
         }
     }
 }
@@ -133,5 +188,52 @@ mod tests {
         assert_eq!(validate_params("nope", &ok)[0].0, "app");
         assert_eq!(tx_ports_wanted("relay", &ok, "p0"), vec!["p1".to_string()]);
         assert_eq!(tx_ports_wanted("relay", &toml::Table::new(), "p0"), vec!["p0".to_string()]);
+    }
+
+    #[test]
+    fn pktgen_is_registered_validated_and_built() {
+        assert!(APPS.contains(&"pktgen"));
+        let tx: toml::Table = "dst_mac = \"02:00:00:00:00:02\"\npeer = \"p1\"\nrate_pps = 1000".parse().unwrap();
+        assert!(validate_params("pktgen", &tx).is_empty());
+        let bad: toml::Table = "size = 10\nwhat = 1".parse().unwrap();
+        let keys: Vec<String> = validate_params("pktgen", &bad).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec!["what", "size", "dst_mac"]);
+        assert_eq!(tx_ports_wanted("pktgen", &tx, "p0"), vec!["p1".to_string()]);
+        let rx: toml::Table = "role = \"rx\"".parse().unwrap();
+        assert!(tx_ports_wanted("pktgen", &rx, "p0").is_empty());
+
+        let resolve = |n: &str| (n == "p1").then_some(TxPort(1));
+        let mac_of = |n: &str| (n == "p1").then_some([2, 0, 0, 0, 0, 9]);
+        let cx = BuildCtx { port: "p0", this: TxPort(0), resolve: &resolve, mac_of: &mac_of };
+        let app = build("pktgen", &tx, &cx).unwrap();
+        let p = app.pktgen().unwrap();
+        assert_eq!(p.tx_port(), TxPort(1));
+        assert_eq!(p.max_frame_len(), 60);
+        assert!(app.pktgen_handle().is_some());
+        let app = build("pktgen", &rx, &cx).unwrap();
+        assert_eq!(app.pktgen().unwrap().tx_port(), TxPort(0));
+        let to_nowhere: toml::Table = "dst_mac = \"02:00:00:00:00:02\"\npeer = \"p9\"".parse().unwrap();
+        assert!(build("pktgen", &to_nowhere, &cx).unwrap_err().contains("p9"));
+    }
+
+    /// The config crate validates examples with a fake app environment; here every example's
+    /// app params go through the real validators.
+    #[test]
+    fn example_configs_have_valid_app_params() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples");
+        let mut pktgen = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_none_or(|x| x != "toml") {
+                continue;
+            }
+            let cfg = config::load(&p).unwrap_or_else(|e| panic!("{}: {e:?}", p.display()));
+            for q in &cfg.queues {
+                let errs = validate_params(&q.app, &q.params);
+                assert!(errs.is_empty(), "{}: queue {}:{}: {errs:?}", p.display(), q.port, q.queue);
+                pktgen += usize::from(q.app == "pktgen");
+            }
+        }
+        assert!(pktgen >= 2, "the pktgen example has a sender and a receiver");
     }
 }

@@ -16,7 +16,8 @@
 //!    (2 × burst), beyond which frames are dropped as `tx_ring_full`/`handoff_full`;
 //! 5. each port is flushed: at most one TX kick, only when the kernel asks.
 //!
-//! Time comes from a TSC clock read once per iteration; statistics are published every
+//! Time comes from a TSC clock read once per iteration (one clock may be shared by several
+//! lcores, [`LcoreOptions::clock`], so their instants compare); statistics are published every
 //! `publish_every`, XDP statistics (a syscall) at most once per second. No allocation, no
 //! logging and no syscall happens per packet.
 
@@ -59,10 +60,14 @@ pub struct LcoreOptions {
     pub idle: IdleMode,
     /// Statistics publication period.
     pub publish_every: Duration,
+    /// The clock to read (None: calibrate a new one when the lcore starts). Lcores given the
+    /// same [`Clock`] share its epoch, so an [`Instant`] taken on one (a TX timestamp) can be
+    /// compared with one taken on another (the RX time); it also saves the 20 ms calibration.
+    pub clock: Option<Clock>,
 }
 
 impl LcoreOptions {
-    /// Defaults: burst 64, spin, publish every 100 ms, not pinned.
+    /// Defaults: burst 64, spin, publish every 100 ms, not pinned, own clock.
     pub fn new(name: impl Into<String>) -> LcoreOptions {
         LcoreOptions {
             name: name.into(),
@@ -70,6 +75,7 @@ impl LcoreOptions {
             burst: DEFAULT_BURST,
             idle: IdleMode::Spin,
             publish_every: Duration::from_millis(100),
+            clock: None,
         }
     }
 }
@@ -224,7 +230,7 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
         }
         let _span = tracing::info_span!("lcore", name = %self.opts.name, cpu = ?self.opts.cpu).entered();
         tracing::debug!(queues = self.queues.len(), burst = self.burst, idle = ?self.opts.idle, "lcore running");
-        let clock = Clock::new();
+        let clock = self.opts.clock.unwrap_or_else(Clock::new);
         let start = clock.now();
         let mut next_publish = start + self.opts.publish_every;
         let mut next_xdp = start;
@@ -254,6 +260,9 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
             }
         }
         self.drain(&clock);
+        for q in &mut self.queues {
+            q.app.finish();
+        }
         let elapsed = clock.now() - start;
         self.publish(elapsed, true, false);
         // Give back what is still staged (counted: these frames were not sent).
@@ -436,6 +445,17 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
     /// The lcore's cache (tests: accounting checks).
     pub fn cache(&self) -> &PoolCache<'u> {
         &self.cache
+    }
+
+    /// The apps, in queue order (tests and drivers that step the lcore with
+    /// [`Lcore::poll_once`] read their results here).
+    pub fn apps(&self) -> impl Iterator<Item = &A> {
+        self.queues.iter().map(|q| &q.app)
+    }
+
+    /// The apps, mutable.
+    pub fn apps_mut(&mut self) -> impl Iterator<Item = &mut A> + use<'_, 'u, A> {
+        self.queues.iter_mut().map(|q| &mut q.app)
     }
 
     /// Frames currently staged for transmission.

@@ -196,3 +196,53 @@ fn generator_is_done_after_its_count_and_handoff_crosses_lcores() {
     });
     let _ = Instant::ZERO;
 }
+
+/// Records the first `now` its lcore hands it, then is done.
+struct FirstNow {
+    seen: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<'u> App<'u> for FirstNow {
+    fn process(&mut self, _cx: &mut Ctx<'_, 'u>, batch: &mut Batch<'u>) {
+        batch.set_all(Verdict::Drop(DropReason::Consumed));
+    }
+    fn produce(&mut self, cx: &mut Ctx<'_, 'u>) {
+        let _ = self.seen.compare_exchange(u64::MAX, cx.now.as_nanos(), Ordering::Relaxed, Ordering::Relaxed);
+    }
+    fn is_done(&self) -> bool {
+        self.seen.load(Ordering::Relaxed) != u64::MAX
+    }
+}
+
+#[test]
+fn lcores_given_one_clock_share_its_epoch() {
+    let u = umem();
+    let clock = engine::Clock::new();
+    // Without sharing, each lcore's clock would start near zero (its own calibration); with it,
+    // both see instants of this clock, which is already 100 ms old.
+    std::thread::sleep(Duration::from_millis(100));
+    let before = clock.now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen: Vec<_> = (0..2).map(|_| Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX))).collect();
+    std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for (i, seen) in seen.iter().enumerate() {
+            let mut o = LcoreOptions::new(format!("c{i}"));
+            o.clock = Some(clock);
+            let mut b = LcoreBuilder::new(o, PoolCache::new(&u, 64));
+            let q = b.add_queue("n:0", AnyPort::Null(NullPort::new(0)));
+            b.set_app(q, "first", FirstNow { seen: seen.clone() });
+            let (l, _) = b.build(stop.clone());
+            handles.push(s.spawn(move || l.run()));
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+    let after = clock.now();
+    for s in &seen {
+        let t = Instant::from_nanos(s.load(Ordering::Relaxed));
+        assert!(t >= before && t <= after, "{t:?} outside [{before:?}, {after:?}]");
+        assert!(t.as_nanos() >= 100_000_000);
+    }
+}
