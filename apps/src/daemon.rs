@@ -37,6 +37,20 @@ pub struct RunOptions {
     pub print_lines: bool,
     /// Called once every socket is bound and registered (tests and the demo wait for it).
     pub on_ready: Option<crossbeam_channel::Sender<()>>,
+    /// Receives the result handles of the pktgen instances once they are built (before the
+    /// lcores start), so a caller can show live statistics and read the final report.
+    pub on_pktgen: Option<crossbeam_channel::Sender<Vec<PktgenEntry>>>,
+}
+
+/// A pktgen instance of a run: where it is bound and its result handle.
+#[derive(Debug, Clone)]
+pub struct PktgenEntry {
+    /// Port name.
+    pub port: String,
+    /// Queue id.
+    pub queue: u32,
+    /// Results (live, final once the run returns).
+    pub handle: crate::pktgen::PktgenHandle,
 }
 
 /// What one port ended up as.
@@ -263,6 +277,7 @@ fn run_with_programs<'u>(
     }
 
     // 3. Apps.
+    let mut pktgens = Vec::new();
     for (li, lp) in plan.lcores.iter().enumerate() {
         for q in &lp.queues {
             let own = plan.ports[q.port].name.clone();
@@ -280,8 +295,14 @@ fn run_with_programs<'u>(
             let cx = BuildCtx { port: &own, this, resolve: &resolve, mac_of: &mac_of };
             let app = registry::build(&q.app, &q.params, &cx)
                 .map_err(|e| anyhow!("queue {own}:{}: app {}: {e}", q.queue, q.app))?;
+            if let Some(handle) = app.pktgen_handle() {
+                pktgens.push(PktgenEntry { port: own.clone(), queue: q.queue, handle });
+            }
             builders[li].set_app(this, q.app.clone(), app);
         }
+    }
+    if let Some(tx) = &opts.on_pktgen {
+        let _ = tx.send(pktgens);
     }
 
     // 4. Run.

@@ -2,6 +2,7 @@
 //!
 //! * [`relay`]: testpmd-style forwarding (io, mac, macswap).
 //! * [`pktgen`]: traffic generator and receiver (loss, reordering, latency), pcap replay/capture.
+//! * [`pktgen_cmd`]: `xskd pktgen`, flags/profile → config → daemon, AF_XDP or live-frames TX.
 //! * [`registry`]: the app list, parameter validation, [`registry::AnyApp`].
 //! * [`daemon`]: plan → UMEM → XDP → sockets → pinned lcores → orderly stop.
 //! * [`report`]: per-interval lines, the summary, JSON.
@@ -15,6 +16,7 @@ pub mod daemon;
 pub mod demo;
 pub mod params;
 pub mod pktgen;
+pub mod pktgen_cmd;
 pub mod registry;
 pub mod relay;
 pub mod report;

@@ -30,6 +30,8 @@ struct Cli {
 enum Cmd {
     /// Run the engine as configured.
     Run(RunArgs),
+    /// Generate traffic (and receive it on another port): rates, sizes, flows, loss, latency.
+    Pktgen(apps::pktgen_cmd::PktgenArgs),
     /// Validate a configuration and print the resolved plan.
     Check(CheckArgs),
     /// Relay kernel UDP traffic through the engine on a throw-away veth topology.
@@ -145,6 +147,32 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Cleanup(a) => cleanup(a),
+        Cmd::Pktgen(a) => pktgen(a),
+    }
+}
+
+fn pktgen(a: apps::pktgen_cmd::PktgenArgs) -> ExitCode {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            eprintln!("xskd: cannot install signal handler: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    match apps::pktgen_cmd::run(&a, stop) {
+        Ok(Some(o)) => {
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&o).expect("json"));
+            } else {
+                print!("{}", apps::pktgen_cmd::human(&o));
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("xskd pktgen: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -255,7 +283,7 @@ fn run(a: RunArgs) -> ExitCode {
             }
         }
     });
-    let opts = apps::daemon::RunOptions { stop, print_lines: !a.quiet, on_ready: Some(ready_tx) };
+    let opts = apps::daemon::RunOptions { stop, print_lines: !a.quiet, on_ready: Some(ready_tx), on_pktgen: None };
     let result = apps::daemon::run(&plan, opts);
     let _ = waiter.join();
     match result {

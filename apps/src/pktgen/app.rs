@@ -81,6 +81,10 @@ pub struct PktgenReport {
     pub rx_ignored: u64,
     /// Capture, when configured.
     pub capture: Option<CaptureCounters>,
+    /// Engine-clock time (ns) of the first TX iteration.
+    pub tx_start_ns: Option<u64>,
+    /// Engine-clock time (ns) when sending ended (count sent or duration over).
+    pub tx_end_ns: Option<u64>,
 }
 
 /// Where the frames come from.
@@ -311,6 +315,8 @@ impl Pktgen {
             rx: self.rx.as_ref().map(RxStats::summary),
             rx_ignored: self.rx_ignored,
             capture: self.capture.as_ref().map(Capture::counters),
+            tx_start_ns: self.started.map(|t| t.as_nanos()),
+            tx_end_ns: self.tx_end.map(|t| t.as_nanos()),
         }
     }
 
@@ -463,6 +469,8 @@ impl<'u> App<'u> for Pktgen {
             let g = &mut *g;
             g.report.tx = self.tx;
             g.report.rx_ignored = self.rx_ignored;
+            g.report.tx_start_ns = self.started.map(|t| t.as_nanos());
+            g.report.tx_end_ns = self.tx_end.map(|t| t.as_nanos());
             g.report.capture = self.capture.as_ref().map(Capture::counters);
             if let (Some(dst), Some(src)) = (&mut g.rx, &self.rx) {
                 dst.copy_from(src);

@@ -1,0 +1,644 @@
+//! `xskd pktgen`: the traffic generator as a command.
+//!
+//! The command turns its flags (and an optional TOML profile whose `[pktgen]` table takes the
+//! same keys as a pktgen queue's `params`) into an ordinary xskd configuration — one port for
+//! the TX interface, one for the RX interface when it differs, a pktgen queue on each — and runs
+//! it through the same validation and daemon as `xskd run`. So a profile that works here works
+//! in a daemon config, and every problem is reported with its key, exit code 2.
+//!
+//! Two TX engines:
+//! * `xsk` (default): AF_XDP TX from the engine's UMEM. Any content (templates, IMIX, pcap
+//!   replay), token-bucket pacing per burst, a sequence number and TX timestamp in every frame.
+//! * `live`: in-kernel "live frames" (`BPF_PROG_RUN` + `BPF_F_TEST_XDP_LIVE_FRAMES` with an
+//!   `XDP_TX` program, the method of xdp-trafficgen): one template (fixed size; the UDP source
+//!   port cycles through `--flows` values), several Mpps from one core, but it **only feeds XDP
+//!   and AF_XDP receivers** (a receiver that passes frames to the kernel stack drops them), and
+//!   its pacing is coarse (calls of ~100 ms of traffic). All its frames carry the same sequence
+//!   number, so the receiver reports counts and loss, not ordering or latency.
+//!
+//! Live statistics go to stderr once per second; the final report goes to stdout as text, or
+//! as JSON with `--json`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use crate::daemon::{PktgenEntry, RunOptions};
+use crate::pktgen::{FrameBuilder, PktgenReport, PktgenSpec};
+
+/// TX engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// AF_XDP TX (any content, pcap replay, sequence numbers and timestamps).
+    Xsk,
+    /// In-kernel live frames (fast; feeds only XDP/AF_XDP receivers; coarse pacing).
+    Live,
+}
+
+/// Flags of `xskd pktgen`.
+#[derive(Args, Debug, Clone)]
+#[command(after_help = "Sizes are frames without the 4-byte FCS: --size 60 is a 64-byte frame on the wire. \
+The live engine (--engine live) reaches several Mpps from one core but its frames can only be \
+received by XDP programs and AF_XDP sockets (not by the kernel stack), all carry the same \
+sequence number, and its pacing is coarse (~100 ms). Addresses default to 198.18.0.1 -> 198.19.0.1.")]
+pub struct PktgenArgs {
+    /// Interface to transmit on, optionally with its queue: IFACE or IFACE:QUEUE.
+    #[arg(long)]
+    pub iface: String,
+    /// Interface to receive on (same process): counts received, lost, reordered, duplicated
+    /// frames and one-way latency.
+    #[arg(long)]
+    pub rx_iface: Option<String>,
+    /// TX engine.
+    #[arg(long, value_enum, default_value_t = Engine::Xsk)]
+    pub engine: Engine,
+    /// Rate in packets per second.
+    #[arg(long, group = "rate")]
+    pub rate_pps: Option<f64>,
+    /// Rate in L1 megabits per second (frame + FCS + preamble + inter-frame gap).
+    #[arg(long, group = "rate")]
+    pub rate_mbps: Option<f64>,
+    /// Rate in L2 megabits per second (frame + FCS).
+    #[arg(long, group = "rate")]
+    pub rate_l2_mbps: Option<f64>,
+    /// Rate as a percentage of --link-mbps (L1).
+    #[arg(long, group = "rate", requires = "link_mbps")]
+    pub rate_percent: Option<f64>,
+    /// Link speed for --rate-percent, megabits per second.
+    #[arg(long)]
+    pub link_mbps: Option<f64>,
+    /// Frame size without FCS: N, or MIN-MAX for uniform random sizes.
+    #[arg(long, conflicts_with_all = ["imix", "sizes"])]
+    pub size: Option<String>,
+    /// List of frame sizes, cycled.
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Vec<u32>,
+    /// IMIX: 64/594/1518-byte wire frames in 7:4:1.
+    #[arg(long)]
+    pub imix: bool,
+    /// Stop after this many frames.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Print the final report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Destination MAC (default: the RX interface's MAC when --rx-iface is given).
+    #[arg(long)]
+    pub dst_mac: Option<String>,
+    /// Source MAC (default: the TX interface's MAC).
+    #[arg(long)]
+    pub src_mac: Option<String>,
+    /// First source address.
+    #[arg(long)]
+    pub src_ip: Option<String>,
+    /// First destination address.
+    #[arg(long)]
+    pub dst_ip: Option<String>,
+    /// Number of source addresses.
+    #[arg(long)]
+    pub src_ip_count: Option<u64>,
+    /// Number of destination addresses.
+    #[arg(long)]
+    pub dst_ip_count: Option<u64>,
+    /// Source ports: P or LO-HI.
+    #[arg(long)]
+    pub src_port: Option<String>,
+    /// Destination ports: P or LO-HI.
+    #[arg(long)]
+    pub dst_port: Option<String>,
+    /// Fields drawn at random: src_ip, dst_ip, src_port, dst_port.
+    #[arg(long, value_delimiter = ',')]
+    pub random: Vec<String>,
+    /// Flows: shorthand for a source port range of N ports starting at 1024.
+    #[arg(long, conflicts_with = "src_port")]
+    pub flows: Option<u32>,
+    /// 802.1Q VLAN id.
+    #[arg(long)]
+    pub vlan: Option<u16>,
+    /// IPv6 instead of IPv4.
+    #[arg(long)]
+    pub ipv6: bool,
+    /// Stream id in the signature.
+    #[arg(long)]
+    pub stream: Option<u16>,
+    /// Seed of random fields and sizes.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Replay the frames of this pcap file (xsk engine).
+    #[arg(long)]
+    pub pcap: Option<PathBuf>,
+    /// Write received frames to this pcap file.
+    #[arg(long)]
+    pub capture: Option<PathBuf>,
+    /// TOML profile: a `[pktgen]` table with the keys of a pktgen queue's params; flags win.
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    /// CPU of the TX core (default: the last CPU).
+    #[arg(long)]
+    pub lcore: Option<usize>,
+    /// CPU of the RX core (default: the TX core).
+    #[arg(long)]
+    pub rx_lcore: Option<usize>,
+    /// Frames per burst.
+    #[arg(long, default_value_t = 64)]
+    pub burst: u32,
+    /// XDP attach mode of the ports: auto, native, generic.
+    #[arg(long, default_value = "auto")]
+    pub xdp_mode: String,
+    /// AF_XDP bind mode: auto, copy, zero-copy.
+    #[arg(long, default_value = "auto")]
+    pub mode: String,
+    /// UMEM hugepages: 2M, 1G, none.
+    #[arg(long, default_value = "2M")]
+    pub hugepages: String,
+    /// How long the receiver keeps counting after the last frame was sent, ms.
+    #[arg(long, default_value_t = 200)]
+    pub linger_ms: u64,
+}
+
+fn split_iface(s: &str) -> Result<(String, u32)> {
+    match s.split_once(':') {
+        Some((i, q)) => Ok((i.to_string(), q.parse().with_context(|| format!("queue in '{s}'"))?)),
+        None => Ok((s.to_string(), 0)),
+    }
+}
+
+fn mac_of(iface: &str) -> Option<String> {
+    nic::sys::if_hwaddr(iface).ok().map(|m| nic::netns::format_mac(&m))
+}
+
+/// The pktgen params (TOML) the flags and the profile describe, for the sending queue.
+pub fn params(a: &PktgenArgs) -> Result<toml::Table> {
+    let mut t = toml::Table::new();
+    if let Some(p) = &a.profile {
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading profile {}", p.display()))?;
+        let doc: toml::Table = toml::from_str(&text).with_context(|| format!("parsing profile {}", p.display()))?;
+        match doc.get("pktgen") {
+            Some(toml::Value::Table(pt)) => t.extend(pt.clone()),
+            _ => bail!("profile {}: no [pktgen] table", p.display()),
+        }
+    }
+    let mut set = |k: &str, v: toml::Value| {
+        t.insert(k.to_string(), v);
+    };
+    let f = |x: f64| toml::Value::Float(x);
+    let i = |x: u64| toml::Value::Integer(x as i64);
+    let s = |x: &str| toml::Value::String(x.to_string());
+    if let Some(v) = a.rate_pps {
+        set("rate_pps", f(v));
+    }
+    if let Some(v) = a.rate_mbps {
+        set("rate_mbps", f(v));
+    }
+    if let Some(v) = a.rate_l2_mbps {
+        set("rate_l2_mbps", f(v));
+    }
+    if let Some(v) = a.rate_percent {
+        set("rate_percent", f(v));
+    }
+    if let Some(v) = a.link_mbps {
+        set("link_mbps", f(v));
+    }
+    if let Some(v) = &a.size {
+        match v.parse::<u64>() {
+            Ok(n) => set("size", i(n)),
+            Err(_) => set("size", s(v)),
+        }
+    }
+    if !a.sizes.is_empty() {
+        set("sizes", toml::Value::Array(a.sizes.iter().map(|&x| i(u64::from(x))).collect()));
+    }
+    if a.imix {
+        set("imix", toml::Value::Boolean(true));
+    }
+    if let Some(v) = a.count {
+        set("count", i(v));
+    }
+    if let Some(v) = a.duration {
+        set("duration_s", f(v));
+    }
+    for (k, v) in [
+        ("dst_mac", &a.dst_mac),
+        ("src_mac", &a.src_mac),
+        ("src_ip", &a.src_ip),
+        ("dst_ip", &a.dst_ip),
+        ("dst_port", &a.dst_port),
+        ("src_port", &a.src_port),
+    ] {
+        if let Some(v) = v {
+            set(k, s(v));
+        }
+    }
+    if let Some(n) = a.flows {
+        if n == 0 || n > 64512 {
+            bail!("--flows must be in 1..=64512");
+        }
+        set("src_port", s(&format!("1024-{}", 1024 + n - 1)));
+    }
+    if let Some(v) = a.src_ip_count {
+        set("src_ip_count", i(v));
+    }
+    if let Some(v) = a.dst_ip_count {
+        set("dst_ip_count", i(v));
+    }
+    if !a.random.is_empty() {
+        set("random", toml::Value::Array(a.random.iter().map(|x| s(x)).collect()));
+    }
+    if let Some(v) = a.vlan {
+        set("vlan", i(u64::from(v)));
+    }
+    if a.ipv6 {
+        set("ipv6", toml::Value::Boolean(true));
+    }
+    if let Some(v) = a.stream {
+        set("stream", i(u64::from(v)));
+    }
+    if let Some(v) = a.seed {
+        set("seed", i(v));
+    }
+    if let Some(p) = &a.pcap {
+        set("pcap", s(&p.to_string_lossy()));
+    }
+    Ok(t)
+}
+
+fn toml_inline(t: &toml::Table) -> String {
+    let mut parts = Vec::new();
+    for (k, v) in t {
+        parts.push(format!("{k} = {v}"));
+    }
+    format!("{{ {} }}", parts.join(", "))
+}
+
+/// The xskd configuration the command runs (also printed by `--dry-run`-style tests).
+pub fn config_text(a: &PktgenArgs, tx_params: &toml::Table, ncpus: usize) -> Result<String> {
+    let (tx_if, tx_q) = split_iface(&a.iface)?;
+    let rx = a.rx_iface.as_deref().map(split_iface).transpose()?;
+    let lcore = a.lcore.unwrap_or(ncpus.saturating_sub(1));
+    let rx_lcore = a.rx_lcore.unwrap_or(lcore);
+    let same = rx.as_ref().is_some_and(|(i, q)| *i == tx_if && *q == tx_q);
+    let udp_claim = if a.ipv6 {
+        "[{ ethertype = \"ipv6\", proto = \"udp\" }]"
+    } else {
+        "[{ ethertype = \"ipv4\", proto = \"udp\" }]"
+    };
+    let max_len = if a.imix { 1514 } else { 0 };
+    let frame_size = if max_len > 1900 || a.sizes.iter().any(|&s| s > 1900) { 4096 } else { 2048 };
+    let mut tx_params = tx_params.clone();
+    let live = a.engine == Engine::Live;
+    let mut out = format!(
+        "# generated by `xskd pktgen`\n[engine]\nburst = {}\nidle = \"spin\"\n\n[umem]\nframes = 16384\nframe_size = {frame_size}\nhugepages = \"{}\"\n\n",
+        a.burst, a.hugepages
+    );
+    if !live {
+        // A TX-only port still needs a claim; the generated UDP traffic is what could come back.
+        let tx_claim = udp_claim;
+        out += &format!(
+            "[[port]]\nname = \"tx\"\niface = \"{tx_if}\"\nmode = \"{}\"\nxdp_mode = \"{}\"\nclaim = {tx_claim}\n\n",
+            a.mode, a.xdp_mode
+        );
+        tx_params.insert("role".into(), toml::Value::String(if same { "txrx" } else { "tx" }.into()));
+        tx_params.insert("linger_ms".into(), toml::Value::Integer(a.linger_ms as i64));
+        if same {
+            if let Some(c) = &a.capture {
+                tx_params.insert("capture".into(), toml::Value::String(c.to_string_lossy().into()));
+            }
+        }
+        out += &format!(
+            "[[queue]]\nport = \"tx\"\nqueue = {tx_q}\nlcore = {lcore}\napp = \"pktgen\"\nparams = {}\n\n",
+            toml_inline(&tx_params)
+        );
+    }
+    if let Some((rx_if, rx_q)) = rx.filter(|_| !same || live) {
+        out += &format!(
+            "[[port]]\nname = \"rx\"\niface = \"{rx_if}\"\nmode = \"{}\"\nxdp_mode = \"{}\"\nclaim = {udp_claim}\n\n",
+            a.mode, a.xdp_mode
+        );
+        let mut p = toml::Table::new();
+        p.insert("role".into(), toml::Value::String("rx".into()));
+        if let Some(c) = &a.capture {
+            p.insert("capture".into(), toml::Value::String(c.to_string_lossy().into()));
+        }
+        out += &format!(
+            "[[queue]]\nport = \"rx\"\nqueue = {rx_q}\nlcore = {rx_lcore}\napp = \"pktgen\"\nparams = {}\n",
+            toml_inline(&p)
+        );
+    }
+    Ok(out)
+}
+
+/// Final result of a pktgen run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PktgenOutcome {
+    /// Engine used.
+    pub engine: &'static str,
+    /// TX interface and queue.
+    pub iface: String,
+    /// RX interface, if any.
+    pub rx_iface: Option<String>,
+    /// Frames sent.
+    pub tx_pkts: u64,
+    /// Bytes sent (no FCS).
+    pub tx_bytes: u64,
+    /// Seconds between the first and the last frame sent.
+    pub tx_secs: f64,
+    /// Frames per second sent.
+    pub tx_pps: f64,
+    /// L1 bits per second sent (frame + 24 bytes).
+    pub tx_l1_bps: f64,
+    /// Receiver results (xsk engine: full sequence analysis; live engine: counts only).
+    pub rx: Option<serde_json::Value>,
+    /// Frames received.
+    pub rx_pkts: Option<u64>,
+    /// Frames sent but not received (after the linger time).
+    pub lost: Option<u64>,
+    /// lost / sent.
+    pub loss_ratio: Option<f64>,
+}
+
+fn find<'a>(v: &'a [PktgenEntry], port: &str) -> Option<&'a PktgenEntry> {
+    v.iter().find(|e| e.port == port)
+}
+
+/// Runs the command. `Ok(None)` means configuration errors were printed (exit code 2).
+pub fn run(a: &PktgenArgs, stop: Arc<AtomicBool>) -> Result<Option<PktgenOutcome>> {
+    let mut tx_params = params(a)?;
+    let (tx_if, _) = split_iface(&a.iface)?;
+    if !tx_params.contains_key("dst_mac") && !tx_params.contains_key("pcap") {
+        let rx_if = a.rx_iface.as_deref().map(split_iface).transpose()?.map(|x| x.0);
+        match rx_if.as_deref().and_then(mac_of) {
+            Some(m) => {
+                tx_params.insert("dst_mac".into(), toml::Value::String(m));
+            }
+            None => bail!("--dst-mac is needed (the MAC of the interface that receives on the far end)"),
+        }
+    }
+    // Validate the TX spec the same way even for the live engine (it is not in the config).
+    let spec = match PktgenSpec::parse(&tx_params) {
+        Ok(s) => s,
+        Err(e) => {
+            for (k, m) in e.0 {
+                eprintln!("  --{}: {m}", k.replace('_', "-"));
+            }
+            return Ok(None);
+        }
+    };
+    let plan = if a.engine == Engine::Live && a.rx_iface.is_none() {
+        None
+    } else {
+        let ncpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let text = config_text(a, &tx_params, ncpus)?;
+        tracing::debug!(config = %text, "pktgen configuration");
+        let cfg = match config::parse(&text) {
+            Ok(c) => c,
+            Err(errs) => {
+                report_errors(&errs);
+                return Ok(None);
+            }
+        };
+        match config::validate(&cfg, &crate::system_env()) {
+            Ok(p) => Some(p),
+            Err(errs) => {
+                report_errors(&errs);
+                return Ok(None);
+            }
+        }
+    };
+    match (a.engine, plan) {
+        (Engine::Xsk, Some(plan)) => run_xsk(a, &plan, stop),
+        (Engine::Live, plan) => run_live(a, plan.as_ref(), &spec, &tx_if, stop),
+        (Engine::Xsk, None) => unreachable!("the xsk engine always has a plan"),
+    }
+}
+
+fn report_errors(errs: &[config::ConfigError]) {
+    eprintln!("xskd pktgen: {} problem(s):", errs.len());
+    for e in errs {
+        eprintln!("  {e}");
+    }
+}
+
+struct DaemonRun {
+    handle: std::thread::JoinHandle<Result<crate::daemon::RunReport>>,
+    pktgens: Vec<PktgenEntry>,
+    stop: Arc<AtomicBool>,
+}
+
+fn start_daemon(plan: &config::Plan, stop: Arc<AtomicBool>) -> Result<DaemonRun> {
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+    let (pg_tx, pg_rx) = crossbeam_channel::bounded(1);
+    let opts = RunOptions { stop: stop.clone(), print_lines: false, on_ready: Some(ready_tx), on_pktgen: Some(pg_tx) };
+    let plan = plan.clone();
+    let handle = std::thread::spawn(move || crate::daemon::run(&plan, opts));
+    let pktgens = loop {
+        if let Ok(v) = pg_rx.recv_timeout(Duration::from_millis(50)) {
+            break v;
+        }
+        if handle.is_finished() {
+            let r = handle.join().map_err(|_| anyhow!("engine thread panicked"))?;
+            return Err(r.err().unwrap_or_else(|| anyhow!("engine stopped before starting")));
+        }
+    };
+    while ready_rx.recv_timeout(Duration::from_millis(50)).is_err() {
+        if handle.is_finished() {
+            let r = handle.join().map_err(|_| anyhow!("engine thread panicked"))?;
+            return Err(r.err().unwrap_or_else(|| anyhow!("engine stopped before ready")));
+        }
+    }
+    Ok(DaemonRun { handle, pktgens, stop })
+}
+
+fn live_line(t: f64, tx: (u64, u64), rx: Option<u64>, dt: f64) {
+    let rx_s = rx.map_or(String::new(), |r| format!("  rx {:8.3} Mpps", r as f64 / dt / 1e6));
+    eprintln!(
+        "[{t:6.1}s] tx {:8.3} Mpps {:8.3} Gbit/s (L1){rx_s}",
+        tx.0 as f64 / dt / 1e6,
+        (tx.1 + 24 * tx.0) as f64 * 8.0 / dt / 1e9
+    );
+}
+
+fn run_xsk(a: &PktgenArgs, plan: &config::Plan, stop: Arc<AtomicBool>) -> Result<Option<PktgenOutcome>> {
+    let d = start_daemon(plan, stop.clone())?;
+    let tx = find(&d.pktgens, "tx").ok_or_else(|| anyhow!("no TX pktgen"))?.handle.clone();
+    let rx = find(&d.pktgens, "rx").map(|e| e.handle.clone());
+    let t0 = Instant::now();
+    let mut last = (0u64, 0u64, 0u64);
+    let mut next = t0 + Duration::from_secs(1);
+    let mut done_at: Option<Instant> = None;
+    loop {
+        std::thread::sleep(Duration::from_millis(10));
+        if d.handle.is_finished() || stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let r = tx.report();
+        if r.tx_end_ns.is_some() || r.tx.oversize > 0 {
+            let at = *done_at.get_or_insert_with(Instant::now);
+            if at.elapsed() >= Duration::from_millis(a.linger_ms + 150) {
+                break;
+            }
+        }
+        if Instant::now() >= next {
+            let rxn =
+                rx.as_ref().map(|h| h.report().rx.map_or(0, |s| s.frames)).or_else(|| r.rx.as_ref().map(|s| s.frames));
+            live_line(
+                t0.elapsed().as_secs_f64(),
+                (r.tx.pkts - last.0, r.tx.bytes - last.1),
+                rxn.map(|n| n - last.2),
+                1.0,
+            );
+            last = (r.tx.pkts, r.tx.bytes, rxn.unwrap_or(0));
+            next += Duration::from_secs(1);
+        }
+    }
+    d.stop.store(true, Ordering::Relaxed);
+    let report = d.handle.join().map_err(|_| anyhow!("engine thread panicked"))??;
+    for p in &report.ports {
+        tracing::info!(port = %p.name, bind = %p.bind_mode, "port");
+    }
+    let r = tx.report();
+    let rxr: Option<PktgenReport> = rx.map(|h| h.report()).or_else(|| r.rx.is_some().then(|| r.clone()));
+    Ok(Some(outcome(a, "xsk", &r, rxr.as_ref())))
+}
+
+fn outcome(a: &PktgenArgs, engine: &'static str, r: &PktgenReport, rx: Option<&PktgenReport>) -> PktgenOutcome {
+    let secs = match (r.tx_start_ns, r.tx_end_ns) {
+        (Some(s), Some(e)) if e > s => (e - s) as f64 / 1e9,
+        _ => f64::NAN,
+    };
+    let rx_sum = rx.and_then(|x| x.rx.clone());
+    let rx_pkts = rx_sum.as_ref().map(|s| s.received.max(s.signed));
+    let lost = rx_pkts.map(|n| r.tx.pkts.saturating_sub(n));
+    PktgenOutcome {
+        engine,
+        iface: a.iface.clone(),
+        rx_iface: a.rx_iface.clone(),
+        tx_pkts: r.tx.pkts,
+        tx_bytes: r.tx.bytes,
+        tx_secs: secs,
+        tx_pps: r.tx.pkts as f64 / secs,
+        tx_l1_bps: (r.tx.bytes + 24 * r.tx.pkts) as f64 * 8.0 / secs,
+        rx: rx_sum.as_ref().map(|s| serde_json::to_value(s).unwrap_or_default()),
+        rx_pkts,
+        lost,
+        loss_ratio: lost.map(|l| l as f64 / r.tx.pkts.max(1) as f64),
+    }
+}
+
+fn run_live(
+    a: &PktgenArgs,
+    plan: Option<&config::Plan>,
+    spec: &PktgenSpec,
+    tx_if: &str,
+    stop: Arc<AtomicBool>,
+) -> Result<Option<PktgenOutcome>> {
+    use nic::xdp_tools::{LiveGen, LiveRun};
+    if spec.pcap.is_some() {
+        bail!("--pcap needs the xsk engine");
+    }
+    let src_mac = match spec.src_mac {
+        Some(m) => m,
+        None => nic::sys::if_hwaddr(tx_if).with_context(|| format!("MAC of {tx_if}"))?,
+    };
+    let dst_mac = spec.dst_mac.ok_or_else(|| anyhow!("--dst-mac is needed"))?;
+    let mut b = FrameBuilder::new(spec, src_mac, dst_mac);
+    let mut frame = vec![0u8; b.max_len()];
+    let len = b.build(&mut frame, 0, 0);
+    frame.truncate(len);
+    let flows = u16::try_from(spec.src_port.count()).unwrap_or(u16::MAX);
+    let d = plan.map(|p| start_daemon(p, stop.clone())).transpose()?;
+    let rx = d.as_ref().and_then(|d| find(&d.pktgens, "rx")).map(|e| e.handle.clone());
+    let rate = match spec.rate {
+        crate::pktgen::Rate::Pps(p) => Some(p),
+        crate::pktgen::Rate::Max => None,
+        crate::pktgen::Rate::L1Mbps(m) => Some(m * 1e6 / ((len + 24) * 8) as f64),
+        crate::pktgen::Rate::L2Mbps(m) => Some(m * 1e6 / ((len + 4) * 8) as f64),
+        crate::pktgen::Rate::Percent { pct, link_mbps } => {
+            Some(pct / 100.0 * link_mbps * 1e6 / ((len + 24) * 8) as f64)
+        }
+    };
+    let run = LiveRun {
+        count: spec.count,
+        duration: spec.duration.unwrap_or(Duration::from_secs(if spec.count.is_some() { 3600 } else { 10 })),
+        rate_pps: rate,
+        batch: 64,
+    };
+    let cpu = a.lcore.unwrap_or(0);
+    let gen =
+        LiveGen::new(tx_if, if flows > 1 { flows } else { 0 }, spec.src_port.first).map_err(|e| anyhow!("{e}"))?;
+    nic::sys::pin_current_thread(cpu).with_context(|| format!("pinning to CPU {cpu}"))?;
+    let stop2 = stop.clone();
+    let rep = gen.run(&frame, &run, &|| stop2.load(Ordering::Relaxed)).map_err(|e| anyhow!("{e}"))?;
+    std::thread::sleep(Duration::from_millis(a.linger_ms));
+    let rx_rep = match d {
+        Some(d) => {
+            d.stop.store(true, Ordering::Relaxed);
+            d.handle.join().map_err(|_| anyhow!("engine thread panicked"))??;
+            rx.map(|h| h.report())
+        }
+        None => None,
+    };
+    let rx_pkts = rx_rep.as_ref().and_then(|r| r.rx.as_ref()).map(|s| s.frames);
+    let lost = rx_pkts.map(|n| rep.sent.saturating_sub(n));
+    let secs = rep.elapsed.as_secs_f64();
+    Ok(Some(PktgenOutcome {
+        engine: "live",
+        iface: a.iface.clone(),
+        rx_iface: a.rx_iface.clone(),
+        tx_pkts: rep.sent,
+        tx_bytes: rep.sent * len as u64,
+        tx_secs: secs,
+        tx_pps: rep.pps(),
+        tx_l1_bps: (rep.sent * (len as u64 + 24)) as f64 * 8.0 / secs,
+        rx: rx_rep.and_then(|r| r.rx).map(|s| json!({ "frames": s.frames, "bytes": s.bytes, "foreign": s.foreign })),
+        rx_pkts,
+        lost,
+        loss_ratio: lost.map(|l| l as f64 / rep.sent.max(1) as f64),
+    }))
+}
+
+/// The human-readable final report.
+pub fn human(o: &PktgenOutcome) -> String {
+    let mut s = format!(
+        "xskd pktgen ({} engine) on {}: sent {} frames, {} bytes in {:.3} s = {:.4} Mpps, {:.3} Gbit/s L1\n",
+        o.engine,
+        o.iface,
+        o.tx_pkts,
+        o.tx_bytes,
+        o.tx_secs,
+        o.tx_pps / 1e6,
+        o.tx_l1_bps / 1e9
+    );
+    if let (Some(rx), Some(lost)) = (o.rx_pkts, o.lost) {
+        s += &format!(
+            "  received on {}: {rx} frames, lost {lost} ({:.4}%)\n",
+            o.rx_iface.as_deref().unwrap_or("?"),
+            o.loss_ratio.unwrap_or(0.0) * 100.0
+        );
+    }
+    if let Some(r) = &o.rx {
+        if let (Some(re), Some(du)) = (r.get("reordered"), r.get("duplicated")) {
+            s += &format!("  reordered {re}, duplicated {du}\n");
+        }
+        if let Some(l) = r.get("latency").filter(|l| l.get("count").and_then(|c| c.as_u64()).unwrap_or(0) > 0) {
+            let g = |k: &str| l.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN) / 1e3;
+            s += &format!(
+                "  latency us: min {:.1}  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}\n",
+                g("min_ns"),
+                g("p50_ns"),
+                g("p90_ns"),
+                g("p99_ns"),
+                g("p999_ns"),
+                g("max_ns")
+            );
+        }
+    }
+    s
+}
