@@ -73,9 +73,18 @@ fn transmit_all(spec: &PktgenSpec) -> Vec<(u64, Vec<u8>)> {
     panic!("did not finish: {} frames", out.len());
 }
 
-/// The frame's signature, with both checksums verified from scratch. Returns (vlan, src, dst,
-/// ports, signature).
-fn check(frame: &[u8]) -> (Option<u16>, String, String, (u16, u16), Signature) {
+/// What a sent frame carried.
+#[derive(Debug)]
+struct Seen {
+    vlan: Option<u16>,
+    src: String,
+    dst: String,
+    ports: (u16, u16),
+    sig: Signature,
+}
+
+/// Parses a frame with engine::wire, verifying both checksums from scratch.
+fn check(frame: &[u8]) -> Seen {
     let eth = EthernetFrame::new_checked(frame).expect("ethernet");
     let l3 = eth.l3_info().unwrap();
     let payload = eth.l3_payload().unwrap();
@@ -96,7 +105,7 @@ fn check(frame: &[u8]) -> (Option<u16>, String, String, (u16, u16), Signature) {
     let udp = UdpPacket::new_checked(udp).expect("udp");
     assert!(udp.verify_checksum(&pair));
     let sig = Signature::parse(udp.payload()).expect("signature");
-    (l3.vlan.map(|v| v.vid()), src, dst, (udp.src_port(), udp.dst_port()), sig)
+    Seen { vlan: l3.vlan.map(|v| v.vid()), src, dst, ports: (udp.src_port(), udp.dst_port()), sig }
 }
 
 fn golden_path(name: &str) -> PathBuf {
@@ -118,7 +127,8 @@ fn compare_golden(name: &str, frames: &[(u64, Vec<u8>)]) {
         eprintln!("blessed {}", path.display());
         return;
     }
-    let want = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run with XSKD_BLESS=1 to create it)", path.display()));
+    let want =
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run with XSKD_BLESS=1 to create it)", path.display()));
     if want != bytes {
         let got = std::env::temp_dir().join(format!("{name}.actual.pcap"));
         std::fs::write(&got, &bytes).unwrap();
@@ -139,12 +149,12 @@ fn compare_golden(name: &str, frames: &[(u64, Vec<u8>)]) {
 }
 
 /// Checks the common invariants: sequence 0.., the stream, valid checksums.
-fn check_all(frames: &[(u64, Vec<u8>)], stream: u16) -> Vec<(Option<u16>, String, String, (u16, u16), Signature)> {
+fn check_all(frames: &[(u64, Vec<u8>)], stream: u16) -> Vec<Seen> {
     let parsed: Vec<_> = frames.iter().map(|(_, f)| check(f)).collect();
     for (i, p) in parsed.iter().enumerate() {
-        let mask = if p.4.is_compact() { 0xffff_ffff } else { u64::MAX };
-        assert_eq!(p.4.seq, i as u64 & mask);
-        assert_eq!(p.4.stream, stream);
+        let mask = if p.sig.is_compact() { 0xffff_ffff } else { u64::MAX };
+        assert_eq!(p.sig.seq, i as u64 & mask);
+        assert_eq!(p.sig.stream, stream);
     }
     parsed
 }
@@ -157,9 +167,11 @@ fn golden_ipv4_fixed_60() {
     assert_eq!(frames.len(), 64);
     assert!(frames.iter().all(|(_, f)| f.len() == 60));
     let p = check_all(&frames, 0);
-    assert!(p.iter().all(|p| p.1 == "198.18.0.1" && p.2 == "198.19.0.1" && p.3 == (1024, 1024) && p.0.is_none()));
+    assert!(p
+        .iter()
+        .all(|p| p.src == "198.18.0.1" && p.dst == "198.19.0.1" && p.ports == (1024, 1024) && p.vlan.is_none()));
     // The whole count fits one iteration's staging: one timestamp.
-    assert!(p.iter().all(|p| p.4.tx_ts == STEP_NS));
+    assert!(p.iter().all(|p| p.sig.tx_ts == STEP_NS));
     compare_golden("ipv4_fixed60", &frames);
 }
 
@@ -181,7 +193,7 @@ fn golden_ipv6_vlan_imix() {
     assert_eq!(lens.iter().filter(|&&l| l == 590).count(), 16);
     assert_eq!(lens.iter().filter(|&&l| l == 1514).count(), 4);
     let p = check_all(&frames, 6);
-    assert!(p.iter().all(|p| p.0 == Some(100)));
+    assert!(p.iter().all(|p| p.vlan == Some(100)));
     // Paced: 10 Gbit/s L1 carries 1.25 bytes per ns, so the 48 frames (with 24 B overhead
     // each) take about their wire time.
     let wire_bytes: usize = lens.iter().map(|l| l + 24).sum();
@@ -201,9 +213,9 @@ fn golden_random_ports() {
     s.count = Some(64);
     let frames = transmit_all(&s);
     let p = check_all(&frames, 0);
-    assert!(p.iter().all(|p| (1000..=1999).contains(&p.3 .0) && (5000..=5009).contains(&p.3 .1)));
-    assert!(p.iter().map(|p| p.3).collect::<HashSet<_>>().len() > 55);
-    assert!(p.iter().all(|p| !p.4.is_compact()), "128 B frames carry the full signature");
+    assert!(p.iter().all(|p| (1000..=1999).contains(&p.ports.0) && (5000..=5009).contains(&p.ports.1)));
+    assert!(p.iter().map(|p| p.ports).collect::<HashSet<_>>().len() > 55);
+    assert!(p.iter().all(|p| !p.sig.is_compact()), "128 B frames carry the full signature");
     // 2 Mpps with a 1 µs clock step: two frames per iteration.
     assert!(frames.chunks(2).all(|c| c.iter().all(|(t, _)| *t == c[0].0)));
     compare_golden("random_ports", &frames);
@@ -217,9 +229,9 @@ fn golden_1000_flows() {
     s.seed = 1;
     let frames = transmit_all(&s);
     let p = check_all(&frames, 0);
-    let dsts: HashSet<&str> = p.iter().map(|p| p.2.as_str()).collect();
+    let dsts: HashSet<&str> = p.iter().map(|p| p.dst.as_str()).collect();
     assert_eq!(dsts.len(), 1000);
-    assert_eq!(p[999].2, "198.19.3.232");
+    assert_eq!(p[999].dst, "198.19.3.232");
     compare_golden("flows_1000", &frames);
 }
 
