@@ -338,7 +338,12 @@ fn threaded_lcores_share_a_clock_and_publish_final_results_with_capture() {
         let snap = tx_thread.join().unwrap();
         wa.forward_to(&mut wb, 1024);
         assert_eq!(snap.queues[0].app_counters.iter().find(|(k, _)| *k == "tx_pkts"), Some(&("tx_pkts", 20_000)));
-        std::thread::sleep(Duration::from_millis(100));
+        // Let the receiver drain its ring (its counters are published every 10 ms).
+        let drops = |w: &SimWire<'_>| w.stats().rx_dropped_ring_full + w.stats().rx_dropped_fill_empty;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while hrx.report().rx.map_or(0, |r| r.received) + drops(&wb) < 20_000 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         stop.store(true, Ordering::Relaxed);
         rx_thread.join().unwrap();
     });
