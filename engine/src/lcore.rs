@@ -230,7 +230,7 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
         }
         let _span = tracing::info_span!("lcore", name = %self.opts.name, cpu = ?self.opts.cpu).entered();
         tracing::debug!(queues = self.queues.len(), burst = self.burst, idle = ?self.opts.idle, "lcore running");
-        let clock = self.opts.clock.unwrap_or_else(Clock::new);
+        let clock = self.opts.clock.unwrap_or_default();
         let start = clock.now();
         let mut next_publish = start + self.opts.publish_every;
         let mut next_xdp = start;

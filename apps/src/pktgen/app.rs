@@ -89,6 +89,7 @@ pub struct PktgenReport {
 
 /// Where the frames come from.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per app, built once, never moved on the hot path
 enum Source {
     Synth(FrameBuilder),
     Replay { frames: Box<[Box<[u8]>]>, next: u64 },
@@ -251,7 +252,7 @@ impl Pktgen {
             stream: spec.stream,
             ..Default::default()
         };
-        let shared = Shared { report, rx: rx.as_ref().map(|r: &RxStats| r.clone()) };
+        let shared = Shared { report, rx: rx.clone() };
         Ok(Pktgen {
             role: spec.role,
             stream: spec.stream,

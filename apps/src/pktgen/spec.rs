@@ -360,8 +360,7 @@ impl PktgenSpec {
     pub fn parse(t: &toml::Table) -> Result<PktgenSpec, ParamErrors> {
         let mut errs = ParamErrors::default();
         errs.unknown_keys(t, KEYS);
-        let mut s = PktgenSpec::default();
-        s.role = match params::opt_str(t, "role", &mut errs) {
+        let role = match params::opt_str(t, "role", &mut errs) {
             None | Some("tx") => Role::Tx,
             Some("rx") => Role::Rx,
             Some("txrx") => Role::TxRx,
@@ -370,6 +369,7 @@ impl PktgenSpec {
                 Role::Tx
             }
         };
+        let mut s = PktgenSpec { role, ..PktgenSpec::default() };
         s.peer = params::opt_str(t, "peer", &mut errs).map(str::to_string);
         s.ipv6 = params::opt_bool(t, "ipv6", &mut errs).unwrap_or(false);
         s.src_mac = params::opt_mac(t, "src_mac", &mut errs);
