@@ -13,7 +13,9 @@
  *   xskd_sink  counts packets and bytes per CPU (sink_stats[0], [1]) and returns `sink_action`
  *              (.rodata; XDP_DROP by default, XDP_PASS to count and let the stack have them).
  *   xskd_fwd   counts like the sink and redirects every frame to fwd_ports[0] (a DEVMAP):
- *              the in-kernel forwarding ceiling of a port pair.
+ *              the in-kernel forwarding ceiling of a port pair. With `fwd_drop_every` = N > 0
+ *              (.rodata) it drops every Nth frame it sees instead (frames N, 2N, ...; counted
+ *              in fwd_dropped), a deterministic lossy link for testing loss accounting.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -47,6 +49,7 @@ struct {
 volatile const __u32 sink_action = XDP_DROP;
 volatile const __u16 vary_sport = 0;
 volatile const __u16 sport_base = 0;
+volatile const __u32 fwd_drop_every = 0;
 
 static __always_inline void count(struct xdp_md *ctx)
 {
@@ -106,10 +109,33 @@ int xskd_sink(struct xdp_md *ctx)
 	return sink_action;
 }
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} fwd_dropped SEC(".maps");
+
 SEC("xdp")
 int xskd_fwd(struct xdp_md *ctx)
 {
 	count(ctx);
+	if (fwd_drop_every) {
+		/* A shared (not per-CPU) counter so "every Nth" holds across CPUs; index 0 counts
+		 * frames seen, 1 frames dropped. */
+		__u32 k = 0;
+		__u64 *seen = bpf_map_lookup_elem(&fwd_dropped, &k);
+		if (seen) {
+			__u64 n = __sync_fetch_and_add(seen, 1) + 1;
+			if (n % fwd_drop_every == 0) {
+				k = 1;
+				__u64 *d = bpf_map_lookup_elem(&fwd_dropped, &k);
+				if (d)
+					__sync_fetch_and_add(d, 1);
+				return XDP_DROP;
+			}
+		}
+	}
 	return bpf_redirect_map(&fwd_ports, 0, XDP_DROP);
 }
 

@@ -188,8 +188,16 @@ impl XdpForward {
     /// able to transmit xdp_frames (a veth whose peer has an XDP program, or a NIC driver with
     /// `ndo_xdp_xmit`).
     pub fn attach(from: &str, to: &str, mode: AttachMode) -> Result<XdpForward, ToolError> {
+        XdpForward::attach_lossy(from, to, mode, 0)
+    }
+
+    /// Like [`Self::attach`], but drops every `drop_every`-th frame (the Nth, 2Nth, …; 0 = none):
+    /// a deterministic lossy link for checking a receiver's loss accounting.
+    pub fn attach_lossy(from: &str, to: &str, mode: AttachMode, drop_every: u32) -> Result<XdpForward, ToolError> {
         let to_idx = ifindex(to)?;
-        let mut ebpf = load(from, "xskd_fwd", EbpfLoader::new())?;
+        let mut loader = EbpfLoader::new();
+        loader.override_global("fwd_drop_every", &drop_every, true);
+        let mut ebpf = load(from, "xskd_fwd", loader)?;
         {
             let map = ebpf.map_mut("fwd_ports").ok_or_else(|| ToolError {
                 iface: from.into(),
@@ -206,6 +214,18 @@ impl XdpForward {
     /// Frames and bytes seen (and redirected or dropped) so far.
     pub fn counts(&self) -> Result<Counts, ToolError> {
         read_counts(&self.ebpf, &self.iface)
+    }
+
+    /// Frames dropped on purpose ([`Self::attach_lossy`]).
+    pub fn dropped(&self) -> Result<u64, ToolError> {
+        let map = self.ebpf.map("fwd_dropped").ok_or_else(|| ToolError {
+            iface: self.iface.clone(),
+            what: "find map",
+            detail: "fwd_dropped".into(),
+        })?;
+        let arr: aya::maps::Array<&MapData, u64> =
+            aya::maps::Array::try_from(map).map_err(|e| err(&self.iface, "map type", e))?;
+        arr.get(&1, 0).map_err(|e| err(&self.iface, "read counter", e))
     }
 }
 
