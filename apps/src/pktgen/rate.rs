@@ -9,8 +9,8 @@
 //!   credit carries over between calls and nothing drifts, whatever the call period.
 //! * **Smooth at the batch level.** The depth caps what accumulates while the generator could
 //!   not send (a stall, a full TX ring): after a stall it sends at most `depth` worth at once
-//!   instead of catching up at line rate. The app sizes the depth to about one burst (two TX
-//!   stagings), so a stall longer than `depth / rate` gives up its credit.
+//!   instead of catching up at line rate. The app sizes the depth to 5 ms of traffic (at least
+//!   two TX stagings), so a stall longer than `depth / rate` gives up its credit.
 //! * `Rate::Max` grants everything asked for.
 //!
 //! Bit rates count what the wire carries: L1 counts `len + 24` bytes per frame (FCS, preamble
