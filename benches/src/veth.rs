@@ -31,6 +31,11 @@ pub enum Dut {
     Xskd(&'static str),
     /// `dpdk-testpmd` with DPDK's AF_XDP PMD in this forwarding mode ("io", "mac", "macswap").
     Testpmd(&'static str),
+    /// TX ceiling of the forwarding core: `xskd pktgen` (AF_XDP engine) sending flat out from
+    /// d1 into the sink, no generator, no RX.
+    XskdTx,
+    /// TX ceiling of the peer: `dpdk-testpmd --forward-mode=txonly` on d1 alone.
+    TestpmdTx,
 }
 
 impl Dut {
@@ -39,7 +44,14 @@ impl Dut {
         match self {
             Dut::Xskd(m) => format!("xskd relay {m}"),
             Dut::Testpmd(m) => format!("dpdk-testpmd {m}"),
+            Dut::XskdTx => "xskd pktgen (AF_XDP TX only)".to_string(),
+            Dut::TestpmdTx => "dpdk-testpmd txonly".to_string(),
         }
+    }
+
+    /// Whether this DUT only transmits (no generator runs).
+    pub fn tx_only(&self) -> bool {
+        matches!(self, Dut::XskdTx | Dut::TestpmdTx)
     }
 }
 
@@ -273,8 +285,46 @@ pub fn trial(dut: Dut, xskd: &Path, o: &TrialOpts) -> Result<Trial> {
             })?;
             b
         }
-        Dut::Testpmd(mode) => {
+        Dut::XskdTx => {
             let argv = strings(&[
+                "ip",
+                "netns",
+                "exec",
+                &dut_ns,
+                "taskset",
+                "-c",
+                &main,
+                &xskd.to_string_lossy(),
+                "pktgen",
+                "--iface",
+                "d1",
+                "--dst-mac",
+                &format_mac(&topo.sink_mac()),
+                "--size",
+                &o.len.to_string(),
+                "--duration",
+                &format!("{}", o.secs + 4),
+                "--lcore",
+                &fwd.to_string(),
+                "--burst",
+                &o.burst.to_string(),
+                "--xdp-mode",
+                "native",
+                "--json",
+            ]);
+            let b = Background::spawn(&argv, &o.dir, "xskd-tx")?;
+            let s = &sink;
+            wait_for("xskd pktgen", Duration::from_secs(20), || Ok(s.counts()?.packets > 0))?;
+            b
+        }
+        Dut::Testpmd(_) | Dut::TestpmdTx => {
+            let (mode, vdevs): (&str, &[&str]) = match dut {
+                Dut::Testpmd(m) => (m, &["--vdev", "net_af_xdp0,iface=d0", "--vdev", "net_af_xdp1,iface=d1"]),
+                _ => ("txonly", &["--vdev", "net_af_xdp0,iface=d1"]),
+            };
+            let txpkts = format!("--txpkts={}", o.len);
+            let peer0 = format!("--eth-peer=0,{}", format_mac(&topo.sink_mac()));
+            let mut argv = strings(&[
                 "ip",
                 "netns",
                 "exec",
@@ -291,19 +341,23 @@ pub fn trial(dut: Dut, xskd: &Path, o: &TrialOpts) -> Result<Trial> {
                 "-m",
                 "512",
                 &format!("--file-prefix=xskd-e2v-{}", std::process::id()),
-                "--vdev",
-                "net_af_xdp0,iface=d0",
-                "--vdev",
-                "net_af_xdp1,iface=d1",
+            ]);
+            argv.extend(strings(vdevs));
+            argv.extend(strings(&[
                 "--",
                 "--nb-cores=1",
                 &format!("--forward-mode={mode}"),
-                &format!("--eth-peer=1,{}", format_mac(&topo.sink_mac())),
-                &format!("--eth-peer=0,{}", format_mac(&topo.gen_mac())),
                 &format!("--burst={}", o.burst),
                 "--auto-start",
                 "--stats-period=1",
-            ]);
+            ]));
+            if matches!(dut, Dut::Testpmd(_)) {
+                argv.push(format!("--eth-peer=1,{}", format_mac(&topo.sink_mac())));
+                argv.push(format!("--eth-peer=0,{}", format_mac(&topo.gen_mac())));
+            } else {
+                argv.push(peer0);
+                argv.push(txpkts);
+            }
             let mut b = Background::spawn(&argv, &o.dir, "testpmd")?;
             wait_for("dpdk-testpmd", Duration::from_secs(30), || {
                 if b.exited() {
@@ -312,7 +366,7 @@ pub fn trial(dut: Dut, xskd: &Path, o: &TrialOpts) -> Result<Trial> {
                         std::fs::read_to_string(o.dir.join("testpmd.err")).unwrap_or_default()
                     );
                 }
-                Ok(b.stdout().contains("Port statistics"))
+                Ok(b.stdout().contains("Port statistics") || sink.counts()?.packets > 0)
             })?;
             b
         }
@@ -322,6 +376,7 @@ pub fn trial(dut: Dut, xskd: &Path, o: &TrialOpts) -> Result<Trial> {
     let frame = udp4_frame(topo.dut_gen_mac(), topo.gen_mac(), o.len);
     let stop = Arc::new(AtomicBool::new(false));
     let gen_cpu = o.gen_cpu;
+    let tx_only = dut.tx_only();
     let run = LiveRun { count: None, duration: Duration::from_secs(o.secs), rate_pps: o.rate_pps, batch: 64 };
     let c0 = cpu_times();
     let perf = if o.count_syscalls { Some(perf_syscalls(proc.pid(), o.secs as f64 - 1.0, &o.dir)?) } else { None };
@@ -333,6 +388,10 @@ pub fn trial(dut: Dut, xskd: &Path, o: &TrialOpts) -> Result<Trial> {
         std::thread::scope(|sc| {
             let h = sc.spawn(move || {
                 ns.run_in(|| {
+                    if tx_only {
+                        std::thread::sleep(run.duration);
+                        return Ok(nic::xdp_tools::LiveReport { sent: 0, seen: 0, elapsed: run.duration, calls: 0 });
+                    }
                     nic::sys::pin_current_thread(gen_cpu)?;
                     let g = LiveGen::new(Topology::GEN_IF, 0, 0).map_err(std::io::Error::other)?;
                     g.run(&frame, &run, &|| stop.load(Ordering::Relaxed)).map_err(std::io::Error::other)
@@ -386,7 +445,7 @@ pub fn trial(dut: Dut, xskd: &Path, o: &TrialOpts) -> Result<Trial> {
         sent: gen_report.sent,
         received,
         offered_mpps: gen_report.pps() / 1e6,
-        loss: 1.0 - received as f64 / gen_report.sent.max(1) as f64,
+        loss: if tx_only { 0.0 } else { 1.0 - received as f64 / gen_report.sent.max(1) as f64 },
         cpu_busy: cpu_busy(&c0, &c1),
         syscalls_per_pkt: per_pkt,
         sendto_per_pkt: sendto_pp,

@@ -62,6 +62,10 @@ enum Bench {
         /// Also count the DUT's syscalls with perf over each trial.
         #[arg(long)]
         syscalls: bool,
+        /// Also measure the TX ceiling of the forwarding core: xskd pktgen vs testpmd txonly
+        /// sending from d1 into the sink.
+        #[arg(long)]
+        tx_ceiling: bool,
     },
 }
 
@@ -202,7 +206,7 @@ fn leak(s: &str) -> &'static str {
     Box::leak(s.to_string().into_boxed_str())
 }
 
-fn tier2(cli: &Cli, burst: u32, sizes: &[usize], modes: &[String], syscalls: bool) -> Result<()> {
+fn tier2(cli: &Cli, burst: u32, sizes: &[usize], modes: &[String], syscalls: bool, tx_ceiling: bool) -> Result<()> {
     if !have("dpdk-testpmd") {
         bail!("dpdk-testpmd not found: apt-get install dpdk-dev librte-net-af-xdp23");
     }
@@ -285,6 +289,38 @@ fn tier2(cli: &Cli, burst: u32, sizes: &[usize], modes: &[String], syscalls: boo
                              "gen_cpu": 0, "fwd_cpu": 1, "secs": cli.secs, "copy_mode": true }));
         }
     }
+    let mut ceil_rows = Vec::new();
+    if tx_ceiling {
+        for &len in sizes {
+            let (mut x, mut d) = (Vec::new(), Vec::new());
+            for rep in 0..cli.reps {
+                let a = veth::trial(veth::Dut::XskdTx, &xskd, &opts(len))?;
+                let b = veth::trial(veth::Dut::TestpmdTx, &xskd, &opts(len))?;
+                eprintln!(
+                    "tier2 TX ceiling {len} B rep {rep}: xskd pktgen {:.3} Mpps, testpmd txonly {:.3} Mpps",
+                    a.fwd_mpps, b.fwd_mpps
+                );
+                x.push(a);
+                d.push(b);
+            }
+            let xm: Vec<f64> = x.iter().map(|t| t.fwd_mpps).collect();
+            let dm: Vec<f64> = d.iter().map(|t| t.fwd_mpps).collect();
+            let ratios: Vec<f64> = xm.iter().zip(&dm).map(|(a, b)| a / b).collect();
+            let sr = Summary::of(&ratios);
+            ceil_rows.push(format!(
+                "| {} B ({len} + FCS) | {burst} | TX core 1 (sink on the same core) | {} | {} | **{:.2}×** ({:.2}–{:.2}) |",
+                len + 4,
+                Summary::of(&xm).fmt(3),
+                Summary::of(&dm).fmt(3),
+                sr.median,
+                sr.min,
+                sr.max
+            ));
+            raw.push(
+                json!({ "tx_ceiling": true, "len": len, "burst": burst, "xskd": x, "testpmd": d, "ratio": ratios }),
+            );
+        }
+    }
     std::fs::create_dir_all(&cli.out)?;
     std::fs::write(cli.out.join("tier2.json"), serde_json::to_string_pretty(&json!({ "tier2": raw }))?)?;
     println!(
@@ -293,6 +329,14 @@ fn tier2(cli: &Cli, burst: u32, sizes: &[usize], modes: &[String], syscalls: boo
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!("{r}");
+    }
+    if !ceil_rows.is_empty() {
+        println!();
+        println!("| frame | burst | cores | xskd pktgen TX Mpps | dpdk-testpmd txonly Mpps | ratio |");
+        println!("|---|---|---|---|---|---|");
+        for r in ceil_rows {
+            println!("{r}");
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
@@ -308,6 +352,8 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.bench {
         Bench::Tier1 { burst } => tier1(&cli, burst),
-        Bench::Tier2 { burst, ref sizes, ref modes, syscalls } => tier2(&cli, burst, sizes, modes, syscalls),
+        Bench::Tier2 { burst, ref sizes, ref modes, syscalls, tx_ceiling } => {
+            tier2(&cli, burst, sizes, modes, syscalls, tx_ceiling)
+        }
     }
 }
