@@ -5,12 +5,26 @@
 //! * [`sample`]: per-second samples → median of the steady part, and repetition statistics.
 //! * [`peers`]: command lines and output parsers for the peers (dpdk-testpmd) and xskd.
 //! * [`veth`]: the veth tier (live-frames generator → DUT → XDP sink) for xskd and testpmd.
+//! * [`kernel`]: kernel knobs and counters for the kernel trials (sysctl guards, `ip -s` and
+//!   `ethtool -S` counters, threaded NAPI and RPS placement, counter traces).
+//! * [`crossgen`]: generator cross-check (trafgen, UDP sendmmsg) against the receiver's kernel
+//!   counters.
+//! * [`kfwd`]: the kernel IPv4 forwarding baseline.
+//! * [`xdpceil`]: in-kernel XDP forward and drop ceilings.
+//! * [`rfc2544`]: zero-loss throughput binary search.
+//! * [`plot`]: SVG plots (throughput vs frame size, latency CDF).
 //!
 //! Every number the harness writes carries what it depends on: frame size, burst, cores and
 //! their roles, copy/zero-copy mode, and the peer measured beside it in the same run.
 #![forbid(unsafe_code)]
 
+pub mod crossgen;
+pub mod kernel;
+pub mod kfwd;
 pub mod peers;
+pub mod plot;
+pub mod rfc2544;
 pub mod run;
 pub mod sample;
 pub mod veth;
+pub mod xdpceil;

@@ -287,3 +287,60 @@ pub fn kill(pid: u32, sig: i32) -> io::Result<()> {
 pub fn set_int_sockopt(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {
     setsockopt(fd, level, name, &value)
 }
+
+/// Most messages one [`send_repeated`] call hands to the kernel (the batch lives on the stack).
+pub const SENDMMSG_MAX: usize = 256;
+
+/// Sends `count` datagrams (at most [`SENDMMSG_MAX`]), each a copy of `payload`, on a
+/// *connected* socket with one `sendmmsg(2)` call. Returns how many the kernel accepted (it may
+/// be fewer than asked when it runs out of room or a later message fails); an error only when
+/// not even the first one was sent. `count == 0` sends nothing and returns 0.
+pub fn send_repeated(fd: BorrowedFd<'_>, payload: &[u8], count: usize) -> io::Result<usize> {
+    let n = count.min(SENDMMSG_MAX);
+    if n == 0 {
+        return Ok(0);
+    }
+    // One iovec for all messages: the kernel only reads through it.
+    let mut iov = libc::iovec { iov_base: payload.as_ptr().cast_mut().cast(), iov_len: payload.len() };
+    // SAFETY: mmsghdr is plain data (pointers and integers); all-zero is a valid empty header.
+    let mut msgs: [libc::mmsghdr; SENDMMSG_MAX] = unsafe { std::mem::zeroed() };
+    for m in &mut msgs[..n] {
+        m.msg_hdr.msg_iov = &mut iov;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: `msgs[..n]` are initialised headers whose only pointer is `iov`, which points at
+    // `payload` (`payload.len()` readable bytes); both outlive the call, and sendmmsg only reads
+    // the payload (it writes each header's `msg_len`, inside `msgs`). No destination address:
+    // the socket must be connected, which the kernel checks.
+    let rc = unsafe { libc::sendmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), n as libc::c_uint, 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn send_repeated_delivers_count_copies() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.connect(rx.local_addr().unwrap()).unwrap();
+        assert_eq!(send_repeated(tx.as_fd(), b"hello", 0).unwrap(), 0);
+        assert_eq!(send_repeated(tx.as_fd(), b"hello", 10).unwrap(), 10);
+        let mut buf = [0u8; 16];
+        for _ in 0..10 {
+            let n = rx.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"hello");
+        }
+        // More than the maximum is clamped.
+        assert_eq!(send_repeated(tx.as_fd(), b"x", SENDMMSG_MAX + 5).unwrap(), SENDMMSG_MAX);
+        // Not connected: the kernel refuses (EDESTADDRREQ).
+        let lone = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(send_repeated(lone.as_fd(), b"x", 1).is_err());
+    }
+}
