@@ -362,6 +362,22 @@ pub struct PktgenOutcome {
     pub lost: Option<u64>,
     /// lost / sent.
     pub loss_ratio: Option<f64>,
+    /// One-way latency distribution: (latency ns, fraction of frames at or below), from the
+    /// receiver's histogram (empty when nothing was timed).
+    pub latency_cdf: Vec<(u64, f64)>,
+}
+
+/// Quantiles reported in [`PktgenOutcome::latency_cdf`].
+const CDF_QUANTILES: [f64; 24] = [
+    0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99, 0.995, 0.999,
+    0.9995, 0.9999, 0.99999, 1.0,
+];
+
+fn cdf_of(h: Option<hdrhistogram::Histogram<u64>>) -> Vec<(u64, f64)> {
+    match h {
+        Some(h) if !h.is_empty() => CDF_QUANTILES.iter().map(|&q| (h.value_at_quantile(q), q)).collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn find<'a>(v: &'a [PktgenEntry], port: &str) -> Option<&'a PktgenEntry> {
@@ -504,8 +520,11 @@ fn run_xsk(a: &PktgenArgs, plan: &config::Plan, stop: Arc<AtomicBool>) -> Result
         tracing::info!(port = %p.name, bind = %p.bind_mode, "port");
     }
     let r = tx.report();
+    let hist = rx.as_ref().map_or_else(|| tx.latency_histogram(), |h| h.latency_histogram());
     let rxr: Option<PktgenReport> = rx.map(|h| h.report()).or_else(|| r.rx.is_some().then(|| r.clone()));
-    Ok(Some(outcome(a, "xsk", &r, rxr.as_ref())))
+    let mut o = outcome(a, "xsk", &r, rxr.as_ref());
+    o.latency_cdf = cdf_of(hist);
+    Ok(Some(o))
 }
 
 fn outcome(a: &PktgenArgs, engine: &'static str, r: &PktgenReport, rx: Option<&PktgenReport>) -> PktgenOutcome {
@@ -529,6 +548,7 @@ fn outcome(a: &PktgenArgs, engine: &'static str, r: &PktgenReport, rx: Option<&P
         rx_pkts,
         lost,
         loss_ratio: lost.map(|l| l as f64 / r.tx.pkts.max(1) as f64),
+        latency_cdf: Vec::new(),
     }
 }
 
@@ -601,6 +621,7 @@ fn run_live(
         rx_pkts,
         lost,
         loss_ratio: lost.map(|l| l as f64 / rep.sent.max(1) as f64),
+        latency_cdf: Vec::new(),
     }))
 }
 

@@ -139,7 +139,7 @@ pub fn udp4_frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
 
 /// The xskd config for the veth tier: d0 and d1 claimed entirely, relay between them on
 /// `fwd` lcore.
-pub fn xskd_config(mode: &str, fwd: usize, burst: u32, secs: f64, topo: &Topology) -> String {
+pub fn xskd_config(mode: &str, fwd: usize, burst: u32, secs: f64, sink_mac: [u8; 6], gen_mac: [u8; 6]) -> String {
     let dst = |m: [u8; 6]| {
         if mode == "mac" {
             format!(", dst_mac = \"{}\"", format_mac(&m))
@@ -175,17 +175,18 @@ lcore = {fwd}
 app = "relay"
 params = {{ mode = "{mode}", peer = "d0"{dg} }}
 "#,
-        ds = dst(topo.sink_mac()),
-        dg = dst(topo.gen_mac()),
+        ds = dst(sink_mac),
+        dg = dst(gen_mac),
     )
 }
 
-fn strings(v: &[&str]) -> Vec<String> {
+/// Owned copies of `v`.
+pub fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
 /// Directory of libxdp's default XSK program (DPDK's AF_XDP PMD loads it).
-fn libxdp_object_path() -> String {
+pub fn libxdp_object_path() -> String {
     for d in ["/usr/lib/x86_64-linux-gnu/bpf", "/usr/lib/aarch64-linux-gnu/bpf", "/usr/lib/bpf"] {
         if Path::new(d).join("xsk_def_xdp_prog.o").exists() {
             return d.to_string();
@@ -194,7 +195,8 @@ fn libxdp_object_path() -> String {
     "/usr/lib/x86_64-linux-gnu/bpf".to_string()
 }
 
-fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<bool>) -> Result<()> {
+/// Polls `ok` every 50 ms until it says yes, fails after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<bool>) -> Result<()> {
     let t0 = Instant::now();
     while t0.elapsed() < timeout {
         if ok()? {
@@ -260,7 +262,7 @@ pub fn trial(dut: Dut, xskd: &Path, o: &TrialOpts) -> Result<Trial> {
     let proc = match dut {
         Dut::Xskd(mode) => {
             let cfg = o.dir.join("veth.toml");
-            std::fs::write(&cfg, xskd_config(mode, fwd, o.burst, run_secs, &topo))?;
+            std::fs::write(&cfg, xskd_config(mode, fwd, o.burst, run_secs, topo.sink_mac(), topo.gen_mac()))?;
             let argv = strings(&[
                 "ip",
                 "netns",
