@@ -56,6 +56,17 @@ pub enum GenKind {
     Trafgen,
     /// A UDP socket sending with `sendmmsg` in batches of [`SENDMMSG_BATCH`].
     Sendmmsg,
+    /// `xskd pktgen`, AF_XDP engine (copy mode on veth).
+    XskdXsk,
+    /// `xskd pktgen --engine live` (BPF_PROG_RUN live frames; needs an XDP receiver).
+    XskdLive,
+}
+
+static XSKD_BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Sets the `xskd` binary the `Xskd*` generators run (once; later calls are ignored).
+pub fn set_xskd_binary(p: std::path::PathBuf) {
+    let _ = XSKD_BIN.set(p);
 }
 
 impl GenKind {
@@ -64,6 +75,8 @@ impl GenKind {
         match self {
             GenKind::Trafgen => "trafgen",
             GenKind::Sendmmsg => "sendmmsg",
+            GenKind::XskdXsk => "xskd pktgen (AF_XDP)",
+            GenKind::XskdLive => "xskd pktgen (live frames)",
         }
     }
 }
@@ -264,7 +277,55 @@ pub fn run_generator(topo: &Topology, spec: &GenSpec, dst: [u8; 6]) -> Result<Ge
     match spec.kind {
         GenKind::Trafgen => run_trafgen(topo, spec, dst),
         GenKind::Sendmmsg => run_sendmmsg(topo, spec),
+        GenKind::XskdXsk | GenKind::XskdLive => run_xskd(topo, spec, dst),
     }
+}
+
+fn run_xskd(topo: &Topology, spec: &GenSpec, dst: [u8; 6]) -> Result<GenReport> {
+    let bin = XSKD_BIN.get().context("crossgen::set_xskd_binary was not called")?;
+    let mut argv: Vec<String> = [
+        "ip",
+        "netns",
+        "exec",
+        topo.generator().name(),
+        &bin.to_string_lossy(),
+        "pktgen",
+        "--iface",
+        Topology::GEN_IF,
+        "--dst-mac",
+        &crate::veth::mac_string(dst),
+        "--size",
+        &spec.len.to_string(),
+        "--lcore",
+        &spec.cpu.to_string(),
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if spec.kind == GenKind::XskdLive {
+        argv.extend(["--engine".to_string(), "live".to_string()]);
+    }
+    let limit = match spec.amount {
+        Amount::Count(c) => {
+            argv.extend(["--count".to_string(), c.to_string()]);
+            Duration::from_secs_f64(20.0 + c as f64 / 100_000.0)
+        }
+        Amount::For(d) => {
+            argv.extend(["--duration".to_string(), format!("{:.3}", d.as_secs_f64())]);
+            d + Duration::from_secs(20)
+        }
+    };
+    let ran = crate::run::bounded(&argv, limit).context("running xskd pktgen")?;
+    let v: serde_json::Value = serde_json::from_str(&ran.stdout)
+        .with_context(|| format!("xskd pktgen output (exit {:?}): {} {}", ran.code, ran.stdout, ran.stderr))?;
+    let claimed = v["tx_pkts"].as_u64().context("tx_pkts")?;
+    if let Amount::Count(c) = spec.amount {
+        if claimed != c {
+            bail!("xskd pktgen sent {claimed} of {c} frames");
+        }
+    }
+    Ok(GenReport { claimed, elapsed_s: v["tx_secs"].as_f64().unwrap_or(0.0), failed_calls: 0, output: String::new() })
 }
 
 /// Options of one cross-check trial.

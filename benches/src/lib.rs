@@ -11,7 +11,9 @@
 //!   counters.
 //! * [`kfwd`]: the kernel IPv4 forwarding baseline.
 //! * [`xdpceil`]: in-kernel XDP forward and drop ceilings.
+//! * [`rfc`]: the RFC 2544-style tier (zero-loss rate, max-load rate, latency) for every system.
 //! * [`rfc2544`]: zero-loss throughput binary search.
+//! * [`report`]: generated sections of BENCHMARKS.md.
 //! * [`plot`]: SVG plots (throughput vs frame size, latency CDF).
 //!
 //! Every number the harness writes carries what it depends on: frame size, burst, cores and
@@ -23,6 +25,8 @@ pub mod kernel;
 pub mod kfwd;
 pub mod peers;
 pub mod plot;
+pub mod report;
+pub mod rfc;
 pub mod rfc2544;
 pub mod run;
 pub mod sample;

@@ -365,8 +365,7 @@ fn shot(t: &Tester, o: &RfcOpts, size: Size, rate: Option<f64>, secs: f64) -> Re
     if r.code != Some(0) {
         bail!("xskd pktgen failed ({:?}): {}", r.code, r.stderr.lines().rev().take(3).collect::<Vec<_>>().join(" | "));
     }
-    let v: serde_json::Value =
-        serde_json::from_str(&r.stdout).with_context(|| format!("pktgen JSON: {}", r.stdout))?;
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).with_context(|| format!("pktgen JSON: {}", r.stdout))?;
     let sent = v["tx_pkts"].as_u64().unwrap_or(0);
     let received = v["rx_pkts"].as_u64().unwrap_or(0);
     let tx_secs = v["tx_secs"].as_f64().unwrap_or(secs);

@@ -180,6 +180,11 @@ params = {{ mode = "{mode}", peer = "d0"{dg} }}
     )
 }
 
+/// "aa:bb:cc:dd:ee:ff".
+pub fn mac_string(m: [u8; 6]) -> String {
+    format_mac(&m)
+}
+
 /// Owned copies of `v`.
 pub fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()

@@ -3,6 +3,8 @@
 //! ```sh
 //! cargo run --release -p benches --bin e2e -- tier1     # engine only: null ports vs testpmd net_null
 //! cargo run --release -p benches --bin e2e -- tier2     # veth copy mode: relay vs testpmd AF_XDP PMD
+//! cargo run --release -p benches --bin e2e -- rfc       # zero-loss rate, max-load rate, latency: all systems
+//! cargo run --release -p benches --bin e2e -- gens      # generator cross-check against kernel counters
 //! ```
 //!
 //! Each benchmark runs xskd and its peer alternately within every repetition (so both see the
@@ -66,6 +68,40 @@ enum Bench {
         /// sending from d1 into the sink.
         #[arg(long)]
         tx_ceiling: bool,
+    },
+    /// Generator cross-check on one veth, one core: trafgen, UDP sendmmsg, xskd pktgen (AF_XDP
+    /// and live frames), each sending an exact count, counted by the receiver's kernel.
+    Gens {
+        /// Frame sizes without FCS.
+        #[arg(long, value_delimiter = ',', default_value = "60,1514")]
+        sizes: Vec<usize>,
+        /// Write the generated section of this Markdown file.
+        #[arg(long)]
+        write_md: Option<PathBuf>,
+    },
+    /// RFC 2544-style: zero-loss throughput (binary search), forwarded rate at maximum offered
+    /// load and latency at 10/50/90% of the zero-loss rate, for xskd, testpmd, the kernel and
+    /// XDP, with xskd pktgen as the tester.
+    Rfc {
+        /// Systems: xskd-io, xskd-macswap, testpmd-io, testpmd-macswap, kernel, xdp.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "xskd-io,xskd-macswap,testpmd-io,testpmd-macswap,kernel,xdp"
+        )]
+        systems: Vec<String>,
+        /// Frame sizes without FCS, or "imix".
+        #[arg(long, value_delimiter = ',', default_value = "60,508,1514,imix")]
+        sizes: Vec<String>,
+        /// Seconds per search/latency trial.
+        #[arg(long, default_value_t = 2.0)]
+        trial_secs: f64,
+        /// Burst.
+        #[arg(long, default_value_t = 64)]
+        burst: u32,
+        /// Write plots and the generated sections of this Markdown file.
+        #[arg(long)]
+        write_md: Option<PathBuf>,
     },
 }
 
@@ -342,6 +378,254 @@ fn tier2(cli: &Cli, burst: u32, sizes: &[usize], modes: &[String], syscalls: boo
     Ok(())
 }
 
+fn gens(cli: &Cli, sizes: &[usize], md: Option<&Path>) -> Result<()> {
+    use benches::crossgen::{set_xskd_binary, trial, Amount, CrossOpts, GenKind, GenSpec};
+    if !have("trafgen") {
+        bail!("trafgen not found: apt-get install netsniff-ng");
+    }
+    set_xskd_binary(xskd_binary(cli)?);
+    let kinds = [GenKind::Trafgen, GenKind::Sendmmsg, GenKind::XskdXsk, GenKind::XskdLive];
+    let mut t = String::from(
+        "Command: `cargo run --release -p benches --bin e2e -- --reps 3 gens --write-md BENCHMARKS.md`. \
+         One veth pair (g0 → d0), generator pinned to CPU 0, d0's receive in softirq on the same core (the veth \
+         default), an XDP program on d0 counting and dropping. Each generator sends an exact count; the rate is \
+         d0's kernel `rx_packets` over the receiver's active window; \"claimed vs kernel\" is the largest relative \
+         difference over the repetitions between what the generator says it sent and d0's `rx_packets` \
+         (limit 0.1%). Median (min–max) of the repetitions.\n\n\
+         | generator | frame | Mpps (kernel count) | vs trafgen | claimed vs kernel |\n|---|---|---|---|---|\n",
+    );
+    let mut raw = Vec::new();
+    for &len in sizes {
+        let mut base = f64::NAN;
+        for kind in kinds {
+            let count = match kind {
+                GenKind::XskdLive => 20_000_000,
+                GenKind::XskdXsk => 2_000_000,
+                _ => 1_000_000,
+            };
+            let mut v = Vec::new();
+            let mut worst = 0.0f64;
+            for rep in 0..cli.reps {
+                let o = CrossOpts { gen: GenSpec { kind, len, amount: Amount::Count(count), cpu: 0 }, rx_cpu: None };
+                let r = trial(&o).with_context(|| format!("{} {len} B", kind.label()))?;
+                r.check()?;
+                eprintln!(
+                    "gens {} {len} B rep {rep}: {:.3} Mpps, claimed {} kernel {} sink {}",
+                    kind.label(),
+                    r.pps / 1e6,
+                    r.gen.claimed,
+                    r.kernel_rx.rx_packets,
+                    r.sink_rx
+                );
+                worst = worst.max(r.claimed_vs_kernel);
+                v.push(r.pps / 1e6);
+                raw.push(r);
+            }
+            let sm = Summary::of(&v);
+            if kind == GenKind::Trafgen {
+                base = sm.median;
+            }
+            t += &format!(
+                "| {} | {} B ({len} + FCS) | {} | {:.2}× | {:.4}% |\n",
+                kind.label(),
+                len + 4,
+                sm.fmt(3),
+                sm.median / base,
+                worst * 100.0
+            );
+        }
+    }
+    std::fs::create_dir_all(&cli.out)?;
+    std::fs::write(cli.out.join("gens.json"), serde_json::to_string_pretty(&raw)?)?;
+    println!("{t}");
+    if let Some(md) = md {
+        benches::report::update_section(md, "gens", &t)?;
+    }
+    Ok(())
+}
+
+fn rfc(cli: &Cli, systems: &[String], sizes: &[String], trial_secs: f64, burst: u32, md: Option<&Path>) -> Result<()> {
+    use benches::rfc::{measure, RfcOpts, RfcResult, Size, System};
+    let systems: Vec<System> = systems
+        .iter()
+        .map(|s| System::parse(s).ok_or_else(|| anyhow::anyhow!("unknown system '{s}'")))
+        .collect::<Result<_>>()?;
+    let sizes: Vec<Size> = sizes
+        .iter()
+        .map(|s| {
+            if s == "imix" {
+                Ok(Size::Imix)
+            } else {
+                s.parse().map(Size::Fixed).map_err(|e| anyhow::anyhow!("size '{s}': {e}"))
+            }
+        })
+        .collect::<Result<_>>()?;
+    benches::rfc::check_tools(&systems)?;
+    if cpus() < 2 {
+        bail!("rfc needs 2 CPUs: tester on one, forwarding on the other");
+    }
+    let dir = tempdir()?;
+    let o = RfcOpts {
+        trial_secs,
+        max_secs: 3.0,
+        max_loss: 1e-4,
+        resolution: 0.02,
+        tester_cpu: 0,
+        fwd_cpu: 1,
+        main_cpu: 0,
+        burst,
+        xskd: xskd_binary(cli)?,
+        dir: dir.clone(),
+    };
+    // results[system][size] = reps
+    let mut all: Vec<Vec<Vec<RfcResult>>> = vec![vec![Vec::new(); sizes.len()]; systems.len()];
+    for rep in 0..cli.reps {
+        for (zi, &size) in sizes.iter().enumerate() {
+            for (si, &sys) in systems.iter().enumerate() {
+                let r = measure(sys, size, &o).with_context(|| format!("{} {}", sys.label(), size.label()))?;
+                eprintln!(
+                    "rfc rep {rep} {} {}: zero-loss {:.3} Mpps{} | max load: offered {:.3} fwd {:.3} Mpps loss {:.2}%",
+                    sys.label(),
+                    size.label(),
+                    r.search.best_pps.unwrap_or(0.0) / 1e6,
+                    if r.tester_bound { " (tester-bound)" } else { "" },
+                    r.max_load.offered_pps / 1e6,
+                    r.max_load.fwd_pps / 1e6,
+                    r.max_load.loss * 100.0
+                );
+                all[si][zi].push(r);
+            }
+        }
+    }
+    std::fs::create_dir_all(&cli.out)?;
+    std::fs::write(cli.out.join("rfc.json"), serde_json::to_string_pretty(&all)?)?;
+    let table = rfc_table(&systems, &sizes, &all, &o, cli.reps);
+    println!("{table}");
+    if let Some(md) = md {
+        let plot_dir = md.parent().unwrap_or(Path::new(".")).join("docs");
+        std::fs::create_dir_all(&plot_dir)?;
+        let subtitle = format!(
+            "veth copy mode, tester CPU {}, DUT CPU {}, burst {burst}, median of {} reps",
+            o.tester_cpu, o.fwd_cpu, cli.reps
+        );
+        let series: Vec<(String, Vec<(usize, f64)>)> = systems
+            .iter()
+            .enumerate()
+            .map(|(si, s)| {
+                let pts = sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(zi, z)| {
+                        let v: Vec<f64> = all[si][zi].iter().map(|r| r.search.best_pps.unwrap_or(0.0) / 1e6).collect();
+                        (z.wire_bytes(), Summary::of(&v).median)
+                    })
+                    .collect();
+                (s.label().to_string(), pts)
+            })
+            .collect();
+        benches::plot::throughput_vs_size(
+            &plot_dir.join("throughput.svg"),
+            "Zero-loss throughput vs frame size",
+            &subtitle,
+            &series,
+        )?;
+        // Latency CDF at 50% of each system's zero-loss rate, first size, first repetition.
+        let cdfs: Vec<(String, Vec<(f64, f64)>)> = systems
+            .iter()
+            .enumerate()
+            .filter_map(|(si, s)| {
+                let r = all[si].first()?.first()?;
+                let (_, shot) = r.latency.iter().find(|(f, _)| (*f - 0.5).abs() < 1e-9)?;
+                let pts: Vec<(f64, f64)> = shot.latency_cdf.iter().map(|&(ns, q)| (ns.max(1) as f64, q)).collect();
+                (!pts.is_empty()).then(|| (s.label().to_string(), pts))
+            })
+            .collect();
+        benches::plot::latency_cdf(
+            &plot_dir.join("latency-cdf.svg"),
+            &format!("One-way latency at 50% of the zero-loss rate, {}", sizes[0].label()),
+            &subtitle,
+            &cdfs,
+        )?;
+        benches::report::update_section(md, "rfc", &table)?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn rfc_table(
+    systems: &[benches::rfc::System],
+    sizes: &[benches::rfc::Size],
+    all: &[Vec<Vec<benches::rfc::RfcResult>>],
+    o: &benches::rfc::RfcOpts,
+    reps: usize,
+) -> String {
+    let mut t = String::new();
+    t += &format!(
+        "Command: `cargo run --release -p benches --bin e2e -- --reps {reps} rfc --write-md BENCHMARKS.md`. \
+         Tester: `xskd pktgen` (AF_XDP copy mode) on CPU {} sending on g0 and receiving on s0; DUT forwarding on CPU {}; \
+         burst {}; search trials of {} s, zero loss = loss ≤ {}%, resolution {}% of the tester's maximum; \
+         median (min–max) of {reps} repetitions. Latency is one-way g0 → s0 through the DUT (p50 / p99, µs) \
+         at 10%, 50%, 90% of the zero-loss rate. \"tester-bound\": the DUT forwarded everything the tester could send.\n\n",
+        o.tester_cpu,
+        o.fwd_cpu,
+        o.burst,
+        o.trial_secs,
+        o.max_loss * 100.0,
+        o.resolution * 100.0
+    );
+    t += "| system | frame | zero-loss Mpps | vs testpmd io | max offered Mpps | fwd at max Mpps (loss) | latency p50/p99 µs @10% | @50% | @90% |\n";
+    t += "|---|---|---|---|---|---|---|---|---|\n";
+    let tp = systems.iter().position(|s| *s == benches::rfc::System::TestpmdIo);
+    for (zi, z) in sizes.iter().enumerate() {
+        for (si, s) in systems.iter().enumerate() {
+            let v = &all[si][zi];
+            let zl: Vec<f64> = v.iter().map(|r| r.search.best_pps.unwrap_or(0.0) / 1e6).collect();
+            let bound = v.iter().filter(|r| r.tester_bound).count();
+            let ratio = tp.map_or("–".to_string(), |ti| {
+                let r: Vec<f64> = v
+                    .iter()
+                    .zip(&all[ti][zi])
+                    .map(|(a, b)| a.search.best_pps.unwrap_or(0.0) / b.search.best_pps.unwrap_or(f64::NAN))
+                    .collect();
+                format!("{:.2}×", Summary::of(&r).median)
+            });
+            let off: Vec<f64> = v.iter().map(|r| r.max_load.offered_pps / 1e6).collect();
+            let fwd: Vec<f64> = v.iter().map(|r| r.max_load.fwd_pps / 1e6).collect();
+            let loss: Vec<f64> = v.iter().map(|r| r.max_load.loss * 100.0).collect();
+            let lat = |f: f64| {
+                let p = |k: &str| {
+                    let x: Vec<f64> = v
+                        .iter()
+                        .filter_map(|r| r.latency.iter().find(|(g, _)| (*g - f).abs() < 1e-9))
+                        .filter_map(|(_, s)| s.latency.as_ref()?.get(k)?.as_f64())
+                        .collect();
+                    if x.is_empty() {
+                        f64::NAN
+                    } else {
+                        Summary::of(&x).median / 1e3
+                    }
+                };
+                format!("{:.1} / {:.1}", p("p50_ns"), p("p99_ns"))
+            };
+            t += &format!(
+                "| {} | {} | {}{} | {} | {} | {} ({:.1}%) | {} | {} | {} |\n",
+                s.label(),
+                z.label(),
+                Summary::of(&zl).fmt(3),
+                if bound > 0 { format!(" tester-bound {bound}/{}", v.len()) } else { String::new() },
+                ratio,
+                Summary::of(&off).fmt(3),
+                Summary::of(&fwd).fmt(3),
+                Summary::of(&loss).median,
+                lat(0.1),
+                lat(0.5),
+                lat(0.9)
+            );
+        }
+    }
+    t
+}
+
 fn tempdir() -> Result<PathBuf> {
     let d = std::env::temp_dir().join(format!("xskd-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&d)?;
@@ -352,6 +636,10 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.bench {
         Bench::Tier1 { burst } => tier1(&cli, burst),
+        Bench::Gens { ref sizes, ref write_md } => gens(&cli, sizes, write_md.as_deref()),
+        Bench::Rfc { ref systems, ref sizes, trial_secs, burst, ref write_md } => {
+            rfc(&cli, systems, sizes, trial_secs, burst, write_md.as_deref())
+        }
         Bench::Tier2 { burst, ref sizes, ref modes, syscalls, tx_ceiling } => {
             tier2(&cli, burst, sizes, modes, syscalls, tx_ceiling)
         }
