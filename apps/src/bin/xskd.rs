@@ -31,7 +31,7 @@ enum Cmd {
     /// Run the engine as configured.
     Run(RunArgs),
     /// Generate traffic (and receive it on another port): rates, sizes, flows, loss, latency.
-    Pktgen(apps::pktgen_cmd::PktgenArgs),
+    Pktgen(Box<apps::pktgen_cmd::PktgenArgs>),
     /// Validate a configuration and print the resolved plan.
     Check(CheckArgs),
     /// Relay kernel UDP traffic through the engine on a throw-away veth topology.
@@ -151,7 +151,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn pktgen(a: apps::pktgen_cmd::PktgenArgs) -> ExitCode {
+fn pktgen(a: Box<apps::pktgen_cmd::PktgenArgs>) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
