@@ -173,3 +173,34 @@ pub fn cpu_busy(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<f64> {
         })
         .collect()
 }
+
+/// Installs the Debian packages among `pkgs` that are missing (the harness runs as root on a
+/// Debian machine; the peers come from Debian: dpdk-dev, librte-net-af-xdp23, netsniff-ng, …).
+pub fn ensure_packages(pkgs: &[&str]) -> io::Result<()> {
+    let missing: Vec<&str> = pkgs
+        .iter()
+        .copied()
+        .filter(|p| {
+            Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .map(|o| !String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+                .unwrap_or(true)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("e2e: installing {}", missing.join(" "));
+    let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+    let st = Command::new("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y", "-qq"])
+        .args(&missing)
+        .status()?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("apt-get install {} failed", missing.join(" "))))
+    }
+}
