@@ -30,7 +30,7 @@ use serde::Serialize;
 use crate::kernel::{set_rps, SysctlGuard};
 use crate::rfc2544::{zero_loss_search, SearchResult};
 use crate::run::Background;
-use crate::veth::{libxdp_object_path, strings, wait_for, xskd_config};
+use crate::veth::{libxdp_object_path, strings, wait_for, xskd_config_idle};
 
 /// A device under test of this tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -135,6 +135,8 @@ pub struct RfcOpts {
     pub main_cpu: usize,
     /// Burst of both engines.
     pub burst: u32,
+    /// Idle mode of the xskd DUT's lcore (`spin`, `poll`, `busy-poll`).
+    pub xskd_idle: String,
     /// The xskd binary.
     pub xskd: PathBuf,
     /// Scratch directory.
@@ -240,7 +242,7 @@ fn start_dut(sys: System, t: &Tester, o: &RfcOpts, secs: f64) -> Result<Dut> {
         System::XskdIo | System::XskdMacswap => {
             let mode = if sys == System::XskdIo { "io" } else { "macswap" };
             let cfg = o.dir.join("rfc.toml");
-            std::fs::write(&cfg, xskd_config(mode, o.fwd_cpu, o.burst, secs, t.macs[3], t.macs[0]))?;
+            std::fs::write(&cfg, xskd_config_idle(mode, o.fwd_cpu, o.burst, secs, t.macs[3], t.macs[0], &o.xskd_idle))?;
             let ready = o.dir.join("rfc-ready");
             let _ = std::fs::remove_file(&ready);
             let argv = strings(&[

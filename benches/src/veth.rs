@@ -140,6 +140,19 @@ pub fn udp4_frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
 /// The xskd config for the veth tier: d0 and d1 claimed entirely, relay between them on
 /// `fwd` lcore.
 pub fn xskd_config(mode: &str, fwd: usize, burst: u32, secs: f64, sink_mac: [u8; 6], gen_mac: [u8; 6]) -> String {
+    xskd_config_idle(mode, fwd, burst, secs, sink_mac, gen_mac, "spin")
+}
+
+/// [`xskd_config`] with the lcore's idle mode (`spin`, `poll`, `busy-poll`).
+pub fn xskd_config_idle(
+    mode: &str,
+    fwd: usize,
+    burst: u32,
+    secs: f64,
+    sink_mac: [u8; 6],
+    gen_mac: [u8; 6],
+    idle: &str,
+) -> String {
     let dst = |m: [u8; 6]| {
         if mode == "mac" {
             format!(", dst_mac = \"{}\"", format_mac(&m))
@@ -150,7 +163,7 @@ pub fn xskd_config(mode: &str, fwd: usize, burst: u32, secs: f64, sink_mac: [u8;
     format!(
         r#"[engine]
 burst = {burst}
-idle = "spin"
+idle = "{idle}"
 duration_secs = {secs:.1}
 [umem]
 frames = 16384

@@ -43,7 +43,10 @@ pub enum IdleMode {
     Spin,
     /// After a run of idle iterations, sleep in `poll()` until a socket is readable (≤ 1 ms).
     Poll,
-    /// Drive the kernel with non-blocking `recvfrom` (preferred busy polling).
+    /// Drive the kernel with non-blocking `recvfrom` (preferred busy polling): one before every
+    /// RX burst of a port that has busy polling configured, so the queue's NAPI work runs on
+    /// this core in the lcore's own time (as DPDK's AF_XDP driver does with `busy_budget`).
+    /// One syscall per RX burst.
     BusyPoll,
 }
 
@@ -277,11 +280,15 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
     /// One iteration. Returns the number of frames received, produced or sent.
     #[inline]
     pub fn poll_once(&mut self, now: Instant) -> usize {
+        let busy_poll = self.opts.idle == IdleMode::BusyPoll;
         let Lcore { burst, cache, batch, queues, targets, inbound, staging, counters, .. } = self;
         counters.iterations += 1;
         let mut work = 0usize;
         for q in queues.iter_mut() {
             q.port.maintain(cache);
+            if busy_poll {
+                q.port.idle_kick();
+            }
             let n = q.port.rx_burst(cache, &mut batch.frames, *burst);
             counters.burst_hist[burst_bucket(n)] += 1;
             if n == 0 {

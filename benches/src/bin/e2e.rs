@@ -109,6 +109,10 @@ enum Bench {
         /// Write plots and the generated sections of this Markdown file.
         #[arg(long)]
         write_md: Option<PathBuf>,
+        /// Idle mode of the xskd DUT (spin, poll, busy-poll). busy-poll (one recvfrom per RX
+        /// burst, SO_PREFER_BUSY_POLL) is what testpmd's AF_XDP driver does by default.
+        #[arg(long, default_value = "busy-poll")]
+        xskd_idle: String,
     },
 }
 
@@ -411,7 +415,7 @@ fn all(cli: &Cli, md: &Path) -> Result<()> {
         .map(|s| s.to_string())
         .collect();
     let sizes: Vec<String> = ["60", "508", "1514", "imix"].iter().map(|s| s.to_string()).collect();
-    rfc(cli, &systems, &sizes, 1.0, 64, Some(md))
+    rfc(cli, &systems, &sizes, 1.0, 64, Some(md), "busy-poll")
 }
 
 fn gens(cli: &Cli, sizes: &[usize], md: Option<&Path>) -> Result<()> {
@@ -480,7 +484,15 @@ fn gens(cli: &Cli, sizes: &[usize], md: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-fn rfc(cli: &Cli, systems: &[String], sizes: &[String], trial_secs: f64, burst: u32, md: Option<&Path>) -> Result<()> {
+fn rfc(
+    cli: &Cli,
+    systems: &[String],
+    sizes: &[String],
+    trial_secs: f64,
+    burst: u32,
+    md: Option<&Path>,
+    xskd_idle: &str,
+) -> Result<()> {
     use benches::rfc::{measure, RfcOpts, RfcResult, Size, System};
     let systems: Vec<System> = systems
         .iter()
@@ -510,6 +522,7 @@ fn rfc(cli: &Cli, systems: &[String], sizes: &[String], trial_secs: f64, burst: 
         fwd_cpu: 1,
         main_cpu: 0,
         burst,
+        xskd_idle: xskd_idle.to_string(),
         xskd: xskd_binary(cli)?,
         dir: dir.clone(),
     };
@@ -599,12 +612,13 @@ fn rfc_table(
     t += &format!(
         "Command: `cargo run --release -p benches --bin e2e -- --reps {reps} rfc --write-md BENCHMARKS.md`. \
          Tester: `xskd pktgen` (AF_XDP copy mode) on CPU {} sending on g0 and receiving on s0; DUT forwarding on CPU {}; \
-         burst {}; search trials of {} s, zero loss = loss ≤ {}%, resolution {}% of the tester's maximum; \
+         burst {}; xskd with `idle = \"{}\"`; search trials of {} s, zero loss = loss ≤ {}%, resolution {}% of the tester's maximum; \
          median (min–max) of {reps} repetitions. Latency is one-way g0 → s0 through the DUT (p50 / p99, µs) \
          at 10%, 50%, 90% of the zero-loss rate. \"tester-bound\": the DUT forwarded everything the tester could send.\n\n",
         o.tester_cpu,
         o.fwd_cpu,
         o.burst,
+        o.xskd_idle,
         o.trial_secs,
         o.max_loss * 100.0,
         o.resolution * 100.0
@@ -679,8 +693,8 @@ fn main() -> Result<()> {
         Bench::Tier1 { burst } => tier1(&cli, burst).map(|_| ()),
         Bench::All { ref write_md } => all(&cli, write_md),
         Bench::Gens { ref sizes, ref write_md } => gens(&cli, sizes, write_md.as_deref()),
-        Bench::Rfc { ref systems, ref sizes, trial_secs, burst, ref write_md } => {
-            rfc(&cli, systems, sizes, trial_secs, burst, write_md.as_deref())
+        Bench::Rfc { ref systems, ref sizes, trial_secs, burst, ref write_md, ref xskd_idle } => {
+            rfc(&cli, systems, sizes, trial_secs, burst, write_md.as_deref(), xskd_idle)
         }
         Bench::Tier2 { burst, ref sizes, ref modes, syscalls, tx_ceiling } => {
             tier2(&cli, burst, sizes, modes, syscalls, tx_ceiling).map(|_| ())
