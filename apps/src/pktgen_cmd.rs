@@ -47,11 +47,16 @@ The live engine (--engine live) reaches several Mpps from one core but its frame
 received by XDP programs and AF_XDP sockets (not by the kernel stack), all carry the same \
 sequence number, and its pacing is coarse (~100 ms). Addresses default to 198.18.0.1 -> 198.19.0.1.")]
 pub struct PktgenArgs {
-    /// Interface to transmit on, optionally with its queue: IFACE or IFACE:QUEUE.
+    /// Interface to transmit on, optionally with its queue: IFACE or IFACE:QUEUE. A
+    /// comma-separated list sends from several queues at once (one lcore each, see --lcores):
+    /// the rate and the count are split evenly, each queue sends its own stream (ids from
+    /// --stream up).
     #[arg(long)]
     pub iface: String,
     /// Interface to receive on (same process): counts received, lost, reordered, duplicated
-    /// frames and one-way latency.
+    /// frames and one-way latency. IFACE[:QUEUE], or a comma-separated list (one receiver per
+    /// queue, all on --rx-lcore, results summed; sequence analysis is per receiver, so a stream
+    /// must arrive on one queue, as each TX queue's does on a veth).
     #[arg(long)]
     pub rx_iface: Option<String>,
     /// TX engine.
@@ -144,6 +149,10 @@ pub struct PktgenArgs {
     /// CPU of the TX core (default: the last CPU).
     #[arg(long)]
     pub lcore: Option<usize>,
+    /// CPUs of the TX cores when --iface lists several queues (default: --lcore, then the
+    /// CPUs below it).
+    #[arg(long, value_delimiter = ',')]
+    pub lcores: Vec<usize>,
     /// CPU of the RX core (default: the TX core).
     #[arg(long)]
     pub rx_lcore: Option<usize>,
@@ -169,6 +178,50 @@ fn split_iface(s: &str) -> Result<(String, u32)> {
         Some((i, q)) => Ok((i.to_string(), q.parse().with_context(|| format!("queue in '{s}'"))?)),
         None => Ok((s.to_string(), 0)),
     }
+}
+
+/// The TX queues of `--iface` (one or a comma-separated list).
+pub fn tx_queues(a: &PktgenArgs) -> Result<Vec<(String, u32)>> {
+    let v: Vec<(String, u32)> = a.iface.split(',').map(|s| split_iface(s.trim())).collect::<Result<_>>()?;
+    if v.is_empty() || v.iter().any(|(i, _)| i.is_empty()) {
+        bail!("--iface: give IFACE[:QUEUE][,IFACE[:QUEUE]...]");
+    }
+    for (i, x) in v.iter().enumerate() {
+        if v[..i].contains(x) {
+            bail!("--iface: {}:{} is listed twice", x.0, x.1);
+        }
+    }
+    Ok(v)
+}
+
+/// The RX queues of `--rx-iface` (empty without it).
+pub fn rx_queues(a: &PktgenArgs) -> Result<Vec<(String, u32)>> {
+    match &a.rx_iface {
+        None => Ok(Vec::new()),
+        Some(s) => s.split(',').map(|x| split_iface(x.trim())).collect(),
+    }
+}
+
+/// Splits `params` for queue `i` of `n`: rates and the count divided evenly (the remainder of
+/// the count goes to the first queues), stream ids counted up from the base.
+fn split_params(params: &toml::Table, i: usize, n: usize) -> toml::Table {
+    let mut p = params.clone();
+    if n == 1 {
+        return p;
+    }
+    for k in ["rate_pps", "rate_mbps", "rate_l2_mbps", "rate_percent"] {
+        if let Some(v) = p.get(k).and_then(|v| v.as_float().or_else(|| v.as_integer().map(|x| x as f64))) {
+            p.insert(k.into(), toml::Value::Float(v / n as f64));
+        }
+    }
+    if let Some(c) = p.get("count").and_then(|v| v.as_integer()) {
+        let (c, n64, i64_) = (c as u64, n as u64, i as u64);
+        let share = c / n64 + u64::from(i64_ < c % n64);
+        p.insert("count".into(), toml::Value::Integer(share as i64));
+    }
+    let base = p.get("stream").and_then(|v| v.as_integer()).unwrap_or(0);
+    p.insert("stream".into(), toml::Value::Integer(base + i as i64));
+    p
 }
 
 fn mac_of(iface: &str) -> Option<String> {
@@ -280,11 +333,14 @@ fn toml_inline(t: &toml::Table) -> String {
 
 /// The xskd configuration the command runs (also printed by `--dry-run`-style tests).
 pub fn config_text(a: &PktgenArgs, tx_params: &toml::Table, ncpus: usize) -> Result<String> {
-    let (tx_if, tx_q) = split_iface(&a.iface)?;
-    let rx = a.rx_iface.as_deref().map(split_iface).transpose()?;
+    let txq = tx_queues(a)?;
+    let rxq = rx_queues(a)?;
+    let rx = rxq.first().cloned();
     let lcore = a.lcore.unwrap_or(ncpus.saturating_sub(1));
+    let lcores: Vec<usize> =
+        (0..txq.len()).map(|i| a.lcores.get(i).copied().unwrap_or_else(|| lcore.saturating_sub(i))).collect();
     let rx_lcore = a.rx_lcore.unwrap_or(lcore);
-    let same = rx.as_ref().is_some_and(|(i, q)| *i == tx_if && *q == tx_q);
+    let same = txq.len() == 1 && rxq.len() == 1 && rx.as_ref().is_some_and(|r| *r == txq[0]);
     let udp_claim = if a.ipv6 {
         "[{ ethertype = \"ipv6\", proto = \"udp\" }]"
     } else {
@@ -292,50 +348,76 @@ pub fn config_text(a: &PktgenArgs, tx_params: &toml::Table, ncpus: usize) -> Res
     };
     let max_len = if a.imix { 1514 } else { 0 };
     let frame_size = if max_len > 1900 || a.sizes.iter().any(|&s| s > 1900) { 4096 } else { 2048 };
-    let mut tx_params = tx_params.clone();
     let live = a.engine == Engine::Live;
     let mut out = format!(
-        "# generated by `xskd pktgen`\n[engine]\nburst = {}\nidle = \"spin\"\n\n[umem]\nframes = 16384\nframe_size = {frame_size}\nhugepages = \"{}\"\n\n",
-        a.burst, a.hugepages
+        "# generated by `xskd pktgen`\n[engine]\nburst = {}\nidle = \"spin\"\n\n[umem]\nframes = {}\nframe_size = {frame_size}\nhugepages = \"{}\"\n\n",
+        a.burst,
+        16384 * txq.len().max(1),
+        a.hugepages
     );
     if !live {
-        // A TX-only port still needs a claim; the generated UDP traffic is what could come back.
-        let tx_claim = udp_claim;
-        out += &format!(
-            "[[port]]\nname = \"tx\"\niface = \"{tx_if}\"\nmode = \"{}\"\nxdp_mode = \"{}\"\nclaim = {tx_claim}\n\n",
-            a.mode, a.xdp_mode
-        );
-        tx_params.insert("role".into(), toml::Value::String(if same { "txrx" } else { "tx" }.into()));
-        // A receiver on the same lcore gets one RX burst per iteration; TX must not outrun it
-        // (measured: at full rate with 2 × burst per iteration the receiver lost exactly half).
-        if same || (rx.is_some() && rx_lcore == lcore) {
-            tx_params.entry("tx_per_poll").or_insert(toml::Value::Integer(i64::from(a.burst)));
-        }
-        tx_params.insert("linger_ms".into(), toml::Value::Integer(a.linger_ms as i64));
-        if same {
-            if let Some(c) = &a.capture {
-                tx_params.insert("capture".into(), toml::Value::String(c.to_string_lossy().into()));
+        // One port per distinct interface ("tx0", "tx1", ...); a TX-only port still needs a
+        // claim: the generated UDP traffic is what could come back.
+        let mut ifaces: Vec<&str> = Vec::new();
+        for (i, _) in &txq {
+            if !ifaces.contains(&i.as_str()) {
+                ifaces.push(i);
             }
         }
-        out += &format!(
-            "[[queue]]\nport = \"tx\"\nqueue = {tx_q}\nlcore = {lcore}\napp = \"pktgen\"\nparams = {}\n\n",
-            toml_inline(&tx_params)
-        );
-    }
-    if let Some((rx_if, rx_q)) = rx.filter(|_| !same || live) {
-        out += &format!(
-            "[[port]]\nname = \"rx\"\niface = \"{rx_if}\"\nmode = \"{}\"\nxdp_mode = \"{}\"\nclaim = {udp_claim}\n\n",
-            a.mode, a.xdp_mode
-        );
-        let mut p = toml::Table::new();
-        p.insert("role".into(), toml::Value::String("rx".into()));
-        if let Some(c) = &a.capture {
-            p.insert("capture".into(), toml::Value::String(c.to_string_lossy().into()));
+        for (k, i) in ifaces.iter().enumerate() {
+            out += &format!(
+                "[[port]]\nname = \"tx{k}\"\niface = \"{i}\"\nmode = \"{}\"\nxdp_mode = \"{}\"\nclaim = {udp_claim}\n\n",
+                a.mode, a.xdp_mode
+            );
         }
-        out += &format!(
-            "[[queue]]\nport = \"rx\"\nqueue = {rx_q}\nlcore = {rx_lcore}\napp = \"pktgen\"\nparams = {}\n",
-            toml_inline(&p)
-        );
+        for (qi, (iface, q)) in txq.iter().enumerate() {
+            let k = ifaces.iter().position(|i| i == iface).expect("listed above");
+            let mut p = split_params(tx_params, qi, txq.len());
+            p.insert("role".into(), toml::Value::String(if same { "txrx" } else { "tx" }.into()));
+            // A receiver on the same lcore gets one RX burst per iteration; TX must not outrun
+            // it (measured: at full rate with 2 × burst per iteration it lost exactly half).
+            if same || (rx.is_some() && rx_lcore == lcores[qi]) {
+                p.entry("tx_per_poll").or_insert(toml::Value::Integer(i64::from(a.burst)));
+            }
+            p.insert("linger_ms".into(), toml::Value::Integer(a.linger_ms as i64));
+            if same {
+                if let Some(c) = &a.capture {
+                    p.insert("capture".into(), toml::Value::String(c.to_string_lossy().into()));
+                }
+            }
+            out += &format!(
+                "[[queue]]\nport = \"tx{k}\"\nqueue = {q}\nlcore = {}\napp = \"pktgen\"\nparams = {}\n\n",
+                lcores[qi],
+                toml_inline(&p)
+            );
+        }
+    }
+    if !same || live {
+        let mut ifaces: Vec<&str> = Vec::new();
+        for (i, _) in &rxq {
+            if !ifaces.contains(&i.as_str()) {
+                ifaces.push(i);
+            }
+        }
+        for (k, i) in ifaces.iter().enumerate() {
+            out += &format!(
+                "[[port]]\nname = \"rx{k}\"\niface = \"{i}\"\nmode = \"{}\"\nxdp_mode = \"{}\"\nclaim = {udp_claim}\n\n",
+                a.mode, a.xdp_mode
+            );
+        }
+        for (qi, (iface, q)) in rxq.iter().enumerate() {
+            let k = ifaces.iter().position(|i| i == iface).expect("listed above");
+            let mut p = toml::Table::new();
+            p.insert("role".into(), toml::Value::String("rx".into()));
+            if let Some(c) = &a.capture {
+                let path = if rxq.len() == 1 { c.clone() } else { PathBuf::from(format!("{}.{qi}", c.display())) };
+                p.insert("capture".into(), toml::Value::String(path.to_string_lossy().into()));
+            }
+            out += &format!(
+                "[[queue]]\nport = \"rx{k}\"\nqueue = {q}\nlcore = {rx_lcore}\napp = \"pktgen\"\nparams = {}\n\n",
+                toml_inline(&p)
+            );
+        }
     }
     Ok(out)
 }
@@ -385,16 +467,12 @@ fn cdf_of(h: Option<hdrhistogram::Histogram<u64>>) -> Vec<(u64, f64)> {
     }
 }
 
-fn find<'a>(v: &'a [PktgenEntry], port: &str) -> Option<&'a PktgenEntry> {
-    v.iter().find(|e| e.port == port)
-}
-
 /// Runs the command. `Ok(None)` means configuration errors were printed (exit code 2).
 pub fn run(a: &PktgenArgs, stop: Arc<AtomicBool>) -> Result<Option<PktgenOutcome>> {
     let mut tx_params = params(a)?;
-    let (tx_if, _) = split_iface(&a.iface)?;
+    let (tx_if, _) = tx_queues(a)?.swap_remove(0);
     if !tx_params.contains_key("dst_mac") && !tx_params.contains_key("pcap") {
-        let rx_if = a.rx_iface.as_deref().map(split_iface).transpose()?.map(|x| x.0);
+        let rx_if = rx_queues(a)?.first().map(|x| x.0.clone());
         match rx_if.as_deref().and_then(mac_of) {
             Some(m) => {
                 tx_params.insert("dst_mac".into(), toml::Value::String(m));
@@ -486,10 +564,67 @@ fn live_line(t: f64, tx: (u64, u64), rx: Option<u64>, dt: f64) {
     );
 }
 
+/// The sum of several TX instances' reports (one per TX queue): counters added, the earliest
+/// start and the latest end.
+fn merge_tx(reports: &[PktgenReport]) -> PktgenReport {
+    let mut m = reports[0].clone();
+    for r in &reports[1..] {
+        m.tx.pkts += r.tx.pkts;
+        m.tx.bytes += r.tx.bytes;
+        m.tx.pool_empty += r.tx.pool_empty;
+        m.tx.oversize += r.tx.oversize;
+        m.tx_start_ns = match (m.tx_start_ns, r.tx_start_ns) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        m.tx_end_ns = match (m.tx_end_ns, r.tx_end_ns) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+    }
+    m
+}
+
+/// The sum of several receivers' reports and their merged latency histogram.
+fn merge_rx(handles: &[crate::pktgen::PktgenHandle]) -> (Option<PktgenReport>, Option<hdrhistogram::Histogram<u64>>) {
+    let mut it = handles.iter();
+    let Some(first) = it.next() else { return (None, None) };
+    let mut m = first.report();
+    let mut hist = first.latency_histogram();
+    for h in it {
+        let r = h.report();
+        if let (Some(a), Some(b)) = (&mut m.rx, &r.rx) {
+            a.frames += b.frames;
+            a.bytes += b.bytes;
+            a.signed += b.signed;
+            a.foreign += b.foreign;
+            a.stream_overflow += b.stream_overflow;
+            a.ts_future += b.ts_future;
+            a.received += b.received;
+            a.lost += b.lost;
+            a.reordered += b.reordered;
+            a.duplicated += b.duplicated;
+            a.late += b.late;
+            a.streams.extend(b.streams.iter().copied());
+        }
+        if let (Some(a), Some(b)) = (&mut hist, h.latency_histogram()) {
+            let _ = a.add(&b);
+        }
+    }
+    if let (Some(r), Some(h)) = (&mut m.rx, &hist) {
+        r.latency = crate::pktgen::LatencySummary::of(h);
+    }
+    (Some(m), hist)
+}
+
 fn run_xsk(a: &PktgenArgs, plan: &config::Plan, stop: Arc<AtomicBool>) -> Result<Option<PktgenOutcome>> {
     let d = start_daemon(plan, stop.clone())?;
-    let tx = find(&d.pktgens, "tx").ok_or_else(|| anyhow!("no TX pktgen"))?.handle.clone();
-    let rx = find(&d.pktgens, "rx").map(|e| e.handle.clone());
+    let txs: Vec<_> = d.pktgens.iter().filter(|e| e.port.starts_with("tx")).map(|e| e.handle.clone()).collect();
+    if txs.is_empty() {
+        bail!("no TX pktgen");
+    }
+    let rxs: Vec<_> = d.pktgens.iter().filter(|e| e.port.starts_with("rx")).map(|e| e.handle.clone()).collect();
+    let tx_report = || merge_tx(&txs.iter().map(|h| h.report()).collect::<Vec<_>>());
     let t0 = Instant::now();
     let mut last = (0u64, 0u64, 0u64);
     let mut next = t0 + Duration::from_secs(1);
@@ -499,16 +634,20 @@ fn run_xsk(a: &PktgenArgs, plan: &config::Plan, stop: Arc<AtomicBool>) -> Result
         if d.handle.is_finished() || stop.load(Ordering::Relaxed) {
             break;
         }
-        let r = tx.report();
-        if r.tx_end_ns.is_some() || r.tx.oversize > 0 {
+        let reports: Vec<PktgenReport> = txs.iter().map(|h| h.report()).collect();
+        if reports.iter().all(|r| r.tx_end_ns.is_some() || r.tx.oversize > 0) {
             let at = *done_at.get_or_insert_with(Instant::now);
             if at.elapsed() >= Duration::from_millis(a.linger_ms + 150) {
                 break;
             }
         }
         if Instant::now() >= next {
-            let rxn =
-                rx.as_ref().map(|h| h.report().rx.map_or(0, |s| s.frames)).or_else(|| r.rx.as_ref().map(|s| s.frames));
+            let r = merge_tx(&reports);
+            let rxn = if rxs.is_empty() {
+                r.rx.as_ref().map(|s| s.frames)
+            } else {
+                Some(rxs.iter().map(|h| h.report().rx.map_or(0, |s| s.frames)).sum())
+            };
             live_line(
                 t0.elapsed().as_secs_f64(),
                 (r.tx.pkts - last.0, r.tx.bytes - last.1),
@@ -524,9 +663,9 @@ fn run_xsk(a: &PktgenArgs, plan: &config::Plan, stop: Arc<AtomicBool>) -> Result
     for p in &report.ports {
         tracing::info!(port = %p.name, bind = %p.bind_mode, "port");
     }
-    let r = tx.report();
-    let hist = rx.as_ref().map_or_else(|| tx.latency_histogram(), |h| h.latency_histogram());
-    let rxr: Option<PktgenReport> = rx.map(|h| h.report()).or_else(|| r.rx.is_some().then(|| r.clone()));
+    let r = tx_report();
+    let (rxr, hist) =
+        if rxs.is_empty() { (r.rx.is_some().then(|| r.clone()), txs[0].latency_histogram()) } else { merge_rx(&rxs) };
     let mut o = outcome(a, "xsk", &r, rxr.as_ref());
     o.latency_cdf = cdf_of(hist);
     Ok(Some(o))
@@ -579,7 +718,10 @@ fn run_live(
     frame.truncate(len);
     let flows = u16::try_from(spec.src_port.count()).unwrap_or(u16::MAX);
     let d = plan.map(|p| start_daemon(p, stop.clone())).transpose()?;
-    let rx = d.as_ref().and_then(|d| find(&d.pktgens, "rx")).map(|e| e.handle.clone());
+    let rxs: Vec<_> = d
+        .as_ref()
+        .map(|d| d.pktgens.iter().filter(|e| e.port.starts_with("rx")).map(|e| e.handle.clone()).collect())
+        .unwrap_or_default();
     let rate = match spec.rate {
         crate::pktgen::Rate::Pps(p) => Some(p),
         crate::pktgen::Rate::Max => None,
@@ -606,7 +748,7 @@ fn run_live(
         Some(d) => {
             d.stop.store(true, Ordering::Relaxed);
             d.handle.join().map_err(|_| anyhow!("engine thread panicked"))??;
-            rx.map(|h| h.report())
+            merge_rx(&rxs).0
         }
         None => None,
     };

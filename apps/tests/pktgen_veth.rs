@@ -27,6 +27,14 @@ macro_rules! require_root {
     };
 }
 
+/// The tests of this file run one at a time: a flat-out generator in one would disturb the
+/// rate measured in another on a 2-core machine.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn veth(a: &Netns, na: &str, b: &Netns, nb: &str) -> VethPair {
     VethPair::new(a, na, b, nb, &VethConfig { disable_ipv6: true, ..VethConfig::default() }).expect("veth pair")
 }
@@ -54,6 +62,7 @@ fn json(o: &Output) -> serde_json::Value {
 #[test]
 fn set_rate_is_held_within_two_percent_at_the_receiver() {
     require_root!();
+    let _one_at_a_time = serial();
     let g = Netns::new("pgr-g").unwrap();
     let r = Netns::new("pgr-r").unwrap();
     let link = veth(&g, "pg0", &r, "pr0");
@@ -93,6 +102,7 @@ fn set_rate_is_held_within_two_percent_at_the_receiver() {
 #[test]
 fn count_is_exact_and_a_clean_path_has_zero_loss() {
     require_root!();
+    let _one_at_a_time = serial();
     let ns = Netns::new("pgc").unwrap();
     let link = veth(&ns, "pc0", &ns, "pc1");
     let out = pktgen(&ns, &["--iface", "pc0", "--rx-iface", "pc1", "--count", "54321", "--rate-pps", "200000"]);
@@ -116,6 +126,7 @@ fn count_is_exact_and_a_clean_path_has_zero_loss() {
 #[test]
 fn dropping_every_tenth_frame_is_reported_exactly() {
     require_root!();
+    let _one_at_a_time = serial();
     // gen [l0] ⇄ [l1] mid (XDP forwarder l1 → l2, drops every 10th) [l2] ⇄ [l3] gen (receiver)
     let g = Netns::new("pgl-g").unwrap();
     let m = Netns::new("pgl-m").unwrap();
@@ -145,6 +156,7 @@ fn dropping_every_tenth_frame_is_reported_exactly() {
 #[test]
 fn live_frames_count_reaches_an_xdp_receiver() {
     require_root!();
+    let _one_at_a_time = serial();
     let g = Netns::new("pgv-g").unwrap();
     let r = Netns::new("pgv-r").unwrap();
     let link = veth(&g, "lv0", &r, "lv1");
@@ -156,5 +168,42 @@ fn live_frames_count_reaches_an_xdp_receiver() {
     assert_eq!(rep["tx_pkts"], 500_000);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(sink.counts().unwrap().packets, 500_000);
+    drop(link);
+}
+
+#[test]
+fn two_tx_queues_split_count_and_rate_into_two_streams() {
+    require_root!();
+    let _one_at_a_time = serial();
+    let ns = Netns::new("pgq").unwrap();
+    let cfg = VethConfig { disable_ipv6: true, queues: Some(2), ..VethConfig::default() };
+    let link = VethPair::new(&ns, "pq0", &ns, "pq1", &cfg).expect("veth pair with 2 queues");
+    // Each TX queue of a veth lands on the same-numbered RX queue of its peer.
+    let out = pktgen(
+        &ns,
+        &[
+            "--iface",
+            "pq0:0,pq0:1",
+            "--lcores",
+            "1,0",
+            "--rx-iface",
+            "pq1:0,pq1:1",
+            "--rx-lcore",
+            "1",
+            "--count",
+            "30001",
+            "--rate-pps",
+            "60000",
+        ],
+    );
+    let rep = json(&out);
+    assert_eq!(rep["tx_pkts"], 30001, "{rep}");
+    assert_eq!(rep["rx_pkts"], 30001, "{rep}");
+    assert_eq!(rep["lost"], 0, "{rep}");
+    let streams = rep["rx"]["streams"].as_array().unwrap();
+    let mut got: Vec<(u64, u64)> =
+        streams.iter().map(|s| (s["stream"].as_u64().unwrap(), s["received"].as_u64().unwrap())).collect();
+    got.sort();
+    assert_eq!(got, vec![(0, 15001), (1, 15000)], "{rep}");
     drop(link);
 }

@@ -80,7 +80,7 @@ fn check<T>(series: &[(String, Vec<T>)], finite: impl Fn(&T) -> bool) -> Result<
     Ok(())
 }
 
-/// Throughput (Mpps, y) against frame length (bytes without FCS, x), one line with markers per
+/// Throughput (Mpps, y) against frame size on the wire (bytes with FCS, x; IMIX at its mean), one line with markers per
 /// system, written as SVG to `path`. `subtitle` carries the context (burst, cores, mode, …).
 pub fn throughput_vs_size(path: &Path, title: &str, subtitle: &str, series: &[SizeSeries]) -> Result<()> {
     check(series, |p| p.1.is_finite())?;
@@ -100,7 +100,7 @@ pub fn throughput_vs_size(path: &Path, title: &str, subtitle: &str, series: &[Si
     chart
         .configure_mesh()
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .x_desc("frame size (bytes, without FCS)")
+        .x_desc("frame size on the wire (bytes, with FCS; IMIX at its mean)")
         .y_desc("throughput (Mpps)")
         .axis_desc_style(("sans-serif", 16))
         .draw()
@@ -218,7 +218,7 @@ mod tests {
             assert!(svg.contains(n.as_str()), "missing {n}");
         }
         assert!(svg.contains("burst 64, gen CPU0, fwd CPU1"));
-        assert!(svg.contains("frame size (bytes, without FCS)"));
+        assert!(svg.contains("frame size on the wire (bytes, with FCS; IMIX at its mean)"));
 
         let lat_a: Vec<f64> = (1..=1000).map(|i| 2_000.0 + i as f64 * 10.0).collect();
         let lat_b: Vec<f64> = (1..=500).map(|i| 20_000.0 * (1.0 + i as f64 / 100.0)).collect();

@@ -111,7 +111,7 @@ enum Bench {
         write_md: Option<PathBuf>,
         /// Idle mode of the xskd DUT (spin, poll, busy-poll). busy-poll (one recvfrom per RX
         /// burst, SO_PREFER_BUSY_POLL) is what testpmd's AF_XDP driver does by default.
-        #[arg(long, default_value = "busy-poll")]
+        #[arg(long, default_value = "spin")]
         xskd_idle: String,
     },
 }
@@ -415,7 +415,7 @@ fn all(cli: &Cli, md: &Path) -> Result<()> {
         .map(|s| s.to_string())
         .collect();
     let sizes: Vec<String> = ["60", "508", "1514", "imix"].iter().map(|s| s.to_string()).collect();
-    rfc(cli, &systems, &sizes, 1.0, 64, Some(md), "busy-poll")
+    rfc(cli, &systems, &sizes, 2.0, 64, Some(md), "spin")
 }
 
 fn gens(cli: &Cli, sizes: &[usize], md: Option<&Path>) -> Result<()> {
@@ -623,11 +623,16 @@ fn rfc_table(
         o.max_loss * 100.0,
         o.resolution * 100.0
     );
-    t += "| system | frame | zero-loss Mpps | vs testpmd io | max offered Mpps | fwd at max Mpps (loss) | latency p50/p99 µs @10% | @50% | @90% |\n";
+    t += "| system | frame | zero-loss Mpps | vs testpmd (same mode; io for kernel, XDP) | max offered Mpps | fwd at max Mpps (loss) | latency p50/p99 µs @10% | @50% | @90% |\n";
     t += "|---|---|---|---|---|---|---|---|---|\n";
-    let tp = systems.iter().position(|s| *s == benches::rfc::System::TestpmdIo);
+    let tp_io = systems.iter().position(|s| *s == benches::rfc::System::TestpmdIo);
+    let tp_ms = systems.iter().position(|s| *s == benches::rfc::System::TestpmdMacswap);
     for (zi, z) in sizes.iter().enumerate() {
         for (si, s) in systems.iter().enumerate() {
+            let tp = match s {
+                benches::rfc::System::XskdMacswap | benches::rfc::System::TestpmdMacswap => tp_ms,
+                _ => tp_io,
+            };
             let v = &all[si][zi];
             let zl: Vec<f64> = v.iter().map(|r| r.search.best_pps.unwrap_or(0.0) / 1e6).collect();
             let bound = v.iter().filter(|r| r.tester_bound).count();
