@@ -111,7 +111,7 @@ enum Bench {
         write_md: Option<PathBuf>,
         /// Idle mode of the xskd DUT (spin, poll, busy-poll). busy-poll (one recvfrom per RX
         /// burst, SO_PREFER_BUSY_POLL) is what testpmd's AF_XDP driver does by default.
-        #[arg(long, default_value = "spin")]
+        #[arg(long, default_value = "busy-poll")]
         xskd_idle: String,
     },
 }
@@ -415,7 +415,7 @@ fn all(cli: &Cli, md: &Path) -> Result<()> {
         .map(|s| s.to_string())
         .collect();
     let sizes: Vec<String> = ["60", "508", "1514", "imix"].iter().map(|s| s.to_string()).collect();
-    rfc(cli, &systems, &sizes, 2.0, 64, Some(md), "spin")
+    rfc(cli, &systems, &sizes, 2.0, 64, Some(md), "busy-poll")
 }
 
 fn gens(cli: &Cli, sizes: &[usize], md: Option<&Path>) -> Result<()> {
