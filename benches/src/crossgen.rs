@@ -293,7 +293,7 @@ fn run_xskd(topo: &Topology, spec: &GenSpec, dst: [u8; 6]) -> Result<GenReport> 
         "--iface",
         Topology::GEN_IF,
         "--dst-mac",
-        &crate::veth::mac_string(dst),
+        &nic::netns::format_mac(&dst),
         "--size",
         &spec.len.to_string(),
         "--lcore",

@@ -27,10 +27,10 @@ use nic::netns::{format_mac, End, Netns, VethConfig, VethPair};
 use nic::xdp_tools::{AttachMode, XdpForward};
 use serde::Serialize;
 
-use crate::kernel::{set_rps, SysctlGuard};
+use crate::kernel::set_rps;
 use crate::rfc2544::{zero_loss_search, SearchResult};
 use crate::run::Background;
-use crate::veth::{libxdp_object_path, strings, wait_for, xskd_config_idle};
+use crate::veth::{start_testpmd, start_xskd_run, strings, xskd_config_idle};
 
 /// A device under test of this tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -224,7 +224,6 @@ impl Drop for Tester {
 struct Dut {
     proc: Option<Background>,
     _fwd: Option<XdpForward>,
-    _guards: Vec<SysctlGuard>,
 }
 
 impl Drop for Dut {
@@ -237,80 +236,28 @@ impl Drop for Dut {
 
 fn start_dut(sys: System, t: &Tester, o: &RfcOpts, secs: f64) -> Result<Dut> {
     let ns = t.dut.name().to_string();
-    let main = o.main_cpu.to_string();
     match sys {
         System::XskdIo | System::XskdMacswap => {
             let mode = if sys == System::XskdIo { "io" } else { "macswap" };
-            let cfg = o.dir.join("rfc.toml");
-            std::fs::write(&cfg, xskd_config_idle(mode, o.fwd_cpu, o.burst, secs, t.macs[3], t.macs[0], &o.xskd_idle))?;
-            let ready = o.dir.join("rfc-ready");
-            let _ = std::fs::remove_file(&ready);
-            let argv = strings(&[
-                "ip",
-                "netns",
-                "exec",
-                &ns,
-                "taskset",
-                "-c",
-                &main,
-                &o.xskd.to_string_lossy(),
-                "run",
-                "--quiet",
-                "--config",
-                &cfg.to_string_lossy(),
-                "--ready-file",
-                &ready.to_string_lossy(),
-            ]);
-            let mut b = Background::spawn(&argv, &o.dir, "rfc-xskd")?;
-            wait_for("xskd", Duration::from_secs(20), || {
-                if b.exited() {
-                    bail!("xskd exited: {}", std::fs::read_to_string(o.dir.join("rfc-xskd.err")).unwrap_or_default());
-                }
-                Ok(ready.exists())
-            })?;
-            Ok(Dut { proc: Some(b), _fwd: None, _guards: Vec::new() })
+            let cfg = xskd_config_idle(mode, o.fwd_cpu, o.burst, secs, t.macs[3], t.macs[0], &o.xskd_idle);
+            let b = start_xskd_run(&o.xskd, &ns, o.main_cpu, &cfg, &o.dir, "rfc-xskd")?;
+            Ok(Dut { proc: Some(b), _fwd: None })
         }
         System::TestpmdIo | System::TestpmdMacswap => {
             let mode = if sys == System::TestpmdIo { "io" } else { "macswap" };
-            let argv = strings(&[
-                "ip",
-                "netns",
-                "exec",
+            let b = start_testpmd(
                 &ns,
-                "env",
-                &format!("LIBXDP_OBJECT_PATH={}", libxdp_object_path()),
-                "dpdk-testpmd",
-                "-l",
-                &format!("{},{}", o.main_cpu, o.fwd_cpu),
-                "--main-lcore",
-                &main,
-                "--no-pci",
-                "--huge-dir=/dev/hugepages",
-                "-m",
-                "512",
-                &format!("--file-prefix=xskd-e2r-{}", std::process::id()),
-                "--vdev",
-                "net_af_xdp0,iface=d0",
-                "--vdev",
-                "net_af_xdp1,iface=d1",
-                "--",
-                "--nb-cores=1",
-                &format!("--forward-mode={mode}"),
-                &format!("--burst={}", o.burst),
-                "--auto-start",
-                "--stats-period=1",
-            ]);
-            let mut b = Background::spawn(&argv, &o.dir, "rfc-testpmd")?;
-            wait_for("dpdk-testpmd", Duration::from_secs(30), || {
-                if b.exited() {
-                    bail!(
-                        "dpdk-testpmd exited: {}",
-                        std::fs::read_to_string(o.dir.join("rfc-testpmd.err")).unwrap_or_default()
-                    );
-                }
-                Ok(b.stdout().contains("Port statistics"))
-            })?;
-            Ok(Dut { proc: Some(b), _fwd: None, _guards: Vec::new() })
+                o.main_cpu,
+                o.fwd_cpu,
+                &["d0", "d1"],
+                mode,
+                o.burst,
+                &[],
+                &o.dir,
+                "rfc-testpmd",
+                || Ok(false),
+            )?;
+            Ok(Dut { proc: Some(b), _fwd: None })
         }
         System::Kernel => {
             t.dut.sysctl("net/ipv4/ip_forward", "1")?;
@@ -318,7 +265,7 @@ fn start_dut(sys: System, t: &Tester, o: &RfcOpts, secs: f64) -> Result<Dut> {
                 t.dut.sysctl(&format!("net/ipv4/conf/{dev}/rp_filter"), "0")?;
             }
             set_rps(&t.dut, "d0", 1u64 << o.fwd_cpu)?;
-            Ok(Dut { proc: None, _fwd: None, _guards: Vec::new() })
+            Ok(Dut { proc: None, _fwd: None })
         }
         System::Xdp => {
             // d1 can transmit xdp_frames only while s0 runs XDP: the tester's receiver attaches
@@ -328,7 +275,7 @@ fn start_dut(sys: System, t: &Tester, o: &RfcOpts, secs: f64) -> Result<Dut> {
                 .run_in(|| XdpForward::attach("d0", "d1", AttachMode::Native).map_err(std::io::Error::other))
                 .context("attaching the XDP forwarder d0 -> d1")?;
             crate::kernel::threaded_napi(&t.dut, "d0", o.fwd_cpu)?;
-            Ok(Dut { proc: None, _fwd: Some(fwd), _guards: Vec::new() })
+            Ok(Dut { proc: None, _fwd: Some(fwd) })
         }
     }
 }

@@ -107,33 +107,16 @@ pub struct Trial {
     pub syscalls: Vec<(String, u64)>,
 }
 
-/// A minimal IPv4/UDP frame 198.18.0.1:9 → 198.19.0.1:9 of `len` bytes (no FCS), UDP checksum
-/// zero (legal for IPv4), valid IPv4 header checksum.
+/// One IPv4/UDP frame 198.18.0.1 → 198.19.0.1 of `len` bytes (no FCS) from `src` to `dst`, with
+/// valid checksums and a pktgen signature: pktgen's own template builder, so the benchmarks send
+/// what `xskd pktgen` sends.
 pub fn udp4_frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
-    assert!((60..=9000).contains(&len), "frame length {len}");
-    let mut f = vec![0u8; len];
-    f[0..6].copy_from_slice(&dst);
-    f[6..12].copy_from_slice(&src);
-    f[12..14].copy_from_slice(&[0x08, 0x00]);
-    let ip_len = (len - 14) as u16;
-    let udp_len = ip_len - 20;
-    let mut ip = [0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 19, 0, 1];
-    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
-    let mut sum = 0u32;
-    for c in ip.chunks(2) {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    f[14..34].copy_from_slice(&ip);
-    f[34..36].copy_from_slice(&9u16.to_be_bytes());
-    f[36..38].copy_from_slice(&9u16.to_be_bytes());
-    f[38..40].copy_from_slice(&udp_len.to_be_bytes());
-    for (i, b) in f[42..].iter_mut().enumerate() {
-        *b = i as u8;
-    }
+    let len16 = u16::try_from(len).expect("frame length fits u16");
+    let spec = apps::pktgen::PktgenSpec { size: apps::pktgen::FrameSize::Fixed(len16), ..Default::default() };
+    let mut b = apps::pktgen::FrameBuilder::new(&spec, src, dst);
+    let mut f = vec![0u8; b.max_len()];
+    let n = b.build(&mut f, 0, 0);
+    f.truncate(n);
     f
 }
 
@@ -193,11 +176,6 @@ params = {{ mode = "{mode}", peer = "d0"{dg} }}
     )
 }
 
-/// "aa:bb:cc:dd:ee:ff".
-pub fn mac_string(m: [u8; 6]) -> String {
-    format_mac(&m)
-}
-
 /// Owned copies of `v`.
 pub fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -223,6 +201,106 @@ pub fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<bo
         std::thread::sleep(Duration::from_millis(50));
     }
     bail!("{what}: not ready after {timeout:?}")
+}
+
+/// Starts `xskd run` on `cfg_text` inside namespace `ns`, its process pinned to `main_cpu` (the
+/// lcores pin themselves), and waits until it has bound its sockets (`--ready-file`).
+pub fn start_xskd_run(
+    xskd: &Path,
+    ns: &str,
+    main_cpu: usize,
+    cfg_text: &str,
+    dir: &Path,
+    tag: &str,
+) -> Result<Background> {
+    let cfg = dir.join(format!("{tag}.toml"));
+    std::fs::write(&cfg, cfg_text)?;
+    let ready = dir.join(format!("{tag}.ready"));
+    let _ = std::fs::remove_file(&ready);
+    let argv = strings(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "taskset",
+        "-c",
+        &main_cpu.to_string(),
+        &xskd.to_string_lossy(),
+        "run",
+        "--quiet",
+        "--config",
+        &cfg.to_string_lossy(),
+        "--ready-file",
+        &ready.to_string_lossy(),
+    ]);
+    let mut b = Background::spawn(&argv, dir, tag)?;
+    wait_for("xskd", Duration::from_secs(20), || {
+        if b.exited() {
+            bail!("xskd exited early: {}", std::fs::read_to_string(dir.join(format!("{tag}.err"))).unwrap_or_default());
+        }
+        Ok(ready.exists())
+    })?;
+    Ok(b)
+}
+
+/// Starts `dpdk-testpmd` with DPDK's AF_XDP driver on `ifaces` inside namespace `ns` (main lcore
+/// `main_cpu`, one forwarding core `fwd_cpu`), with `extra` testpmd arguments after the mode,
+/// and waits until it prints statistics or `ready` says traffic flows.
+#[allow(clippy::too_many_arguments)]
+pub fn start_testpmd(
+    ns: &str,
+    main_cpu: usize,
+    fwd_cpu: usize,
+    ifaces: &[&str],
+    mode: &str,
+    burst: u32,
+    extra: &[String],
+    dir: &Path,
+    tag: &str,
+    mut ready: impl FnMut() -> Result<bool>,
+) -> Result<Background> {
+    let mut argv = strings(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "env",
+        &format!("LIBXDP_OBJECT_PATH={}", libxdp_object_path()),
+        "dpdk-testpmd",
+        "-l",
+        &format!("{main_cpu},{fwd_cpu}"),
+        "--main-lcore",
+        &main_cpu.to_string(),
+        "--no-pci",
+        "--huge-dir=/dev/hugepages",
+        "-m",
+        "512",
+        &format!("--file-prefix=xskd-{tag}-{}", std::process::id()),
+    ]);
+    for (i, ifc) in ifaces.iter().enumerate() {
+        argv.push("--vdev".into());
+        argv.push(format!("net_af_xdp{i},iface={ifc}"));
+    }
+    argv.extend(strings(&[
+        "--",
+        "--nb-cores=1",
+        &format!("--forward-mode={mode}"),
+        &format!("--burst={burst}"),
+        "--auto-start",
+        "--stats-period=1",
+    ]));
+    argv.extend(extra.iter().cloned());
+    let mut b = Background::spawn(&argv, dir, tag)?;
+    wait_for("dpdk-testpmd", Duration::from_secs(30), || {
+        if b.exited() {
+            bail!(
+                "dpdk-testpmd exited early: {}",
+                std::fs::read_to_string(dir.join(format!("{tag}.err"))).unwrap_or_default()
+            );
+        }
+        Ok(b.stdout().contains("Port statistics") || ready()?)
+    })?;
+    Ok(b)
 }
 
 /// Runs `perf stat` on `pid` for `secs`; returns (event, count) pairs.
@@ -279,31 +357,8 @@ pub fn trial(dut: Dut, xskd: &Path, o: &TrialOpts) -> Result<Trial> {
     let run_secs = o.secs as f64 + 8.0;
     let proc = match dut {
         Dut::Xskd(mode) => {
-            let cfg = o.dir.join("veth.toml");
-            std::fs::write(&cfg, xskd_config(mode, fwd, o.burst, run_secs, topo.sink_mac(), topo.gen_mac()))?;
-            let argv = strings(&[
-                "ip",
-                "netns",
-                "exec",
-                &dut_ns,
-                "taskset",
-                "-c",
-                &main,
-                &xskd.to_string_lossy(),
-                "run",
-                "--config",
-                &cfg.to_string_lossy(),
-                "--ready-file",
-                &ready.to_string_lossy(),
-            ]);
-            let mut b = Background::spawn(&argv, &o.dir, "xskd")?;
-            wait_for("xskd", Duration::from_secs(20), || {
-                if b.exited() {
-                    bail!("xskd exited early: {}", std::fs::read_to_string(o.dir.join("xskd.err")).unwrap_or_default());
-                }
-                Ok(ready.exists())
-            })?;
-            b
+            let cfg = xskd_config(mode, fwd, o.burst, run_secs, topo.sink_mac(), topo.gen_mac());
+            start_xskd_run(xskd, &dut_ns, o.main_cpu, &cfg, &o.dir, "xskd")?
         }
         Dut::XskdTx => {
             let argv = strings(&[
@@ -338,57 +393,25 @@ pub fn trial(dut: Dut, xskd: &Path, o: &TrialOpts) -> Result<Trial> {
             b
         }
         Dut::Testpmd(_) | Dut::TestpmdTx => {
-            let (mode, vdevs): (&str, &[&str]) = match dut {
-                Dut::Testpmd(m) => (m, &["--vdev", "net_af_xdp0,iface=d0", "--vdev", "net_af_xdp1,iface=d1"]),
-                _ => ("txonly", &["--vdev", "net_af_xdp0,iface=d1"]),
+            let (mode, ifaces, extra): (&str, &[&str], Vec<String>) = match dut {
+                Dut::Testpmd(m) => (
+                    m,
+                    &["d0", "d1"],
+                    vec![
+                        format!("--eth-peer=1,{}", format_mac(&topo.sink_mac())),
+                        format!("--eth-peer=0,{}", format_mac(&topo.gen_mac())),
+                    ],
+                ),
+                _ => (
+                    "txonly",
+                    &["d1"],
+                    vec![format!("--eth-peer=0,{}", format_mac(&topo.sink_mac())), format!("--txpkts={}", o.len)],
+                ),
             };
-            let txpkts = format!("--txpkts={}", o.len);
-            let peer0 = format!("--eth-peer=0,{}", format_mac(&topo.sink_mac()));
-            let mut argv = strings(&[
-                "ip",
-                "netns",
-                "exec",
-                &dut_ns,
-                "env",
-                &format!("LIBXDP_OBJECT_PATH={}", libxdp_object_path()),
-                "dpdk-testpmd",
-                "-l",
-                &format!("{},{}", o.main_cpu, fwd),
-                "--main-lcore",
-                &main,
-                "--no-pci",
-                "--huge-dir=/dev/hugepages",
-                "-m",
-                "512",
-                &format!("--file-prefix=xskd-e2v-{}", std::process::id()),
-            ]);
-            argv.extend(strings(vdevs));
-            argv.extend(strings(&[
-                "--",
-                "--nb-cores=1",
-                &format!("--forward-mode={mode}"),
-                &format!("--burst={}", o.burst),
-                "--auto-start",
-                "--stats-period=1",
-            ]));
-            if matches!(dut, Dut::Testpmd(_)) {
-                argv.push(format!("--eth-peer=1,{}", format_mac(&topo.sink_mac())));
-                argv.push(format!("--eth-peer=0,{}", format_mac(&topo.gen_mac())));
-            } else {
-                argv.push(peer0);
-                argv.push(txpkts);
-            }
-            let mut b = Background::spawn(&argv, &o.dir, "testpmd")?;
-            wait_for("dpdk-testpmd", Duration::from_secs(30), || {
-                if b.exited() {
-                    bail!(
-                        "dpdk-testpmd exited early: {}",
-                        std::fs::read_to_string(o.dir.join("testpmd.err")).unwrap_or_default()
-                    );
-                }
-                Ok(b.stdout().contains("Port statistics") || sink.counts()?.packets > 0)
-            })?;
-            b
+            let s = &sink;
+            start_testpmd(&dut_ns, o.main_cpu, fwd, ifaces, mode, o.burst, &extra, &o.dir, "testpmd", || {
+                Ok(s.counts()?.packets > 0)
+            })?
         }
     };
 
