@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use engine::stats::{bucket_label, BURST_BUCKETS};
+use engine::stats::{bucket_label, stall_label, BURST_BUCKETS, STALL_BUCKETS};
 use engine::{LcoreSnapshot, Rates};
 use nic::Umem;
 use serde_json::{json, Value};
@@ -135,6 +135,10 @@ pub fn summary(r: &RunReport) -> String {
                 .collect();
             let _ = writeln!(s, "  rx burst sizes: {}", h.join(" "));
         }
+        if c.max_gap_ns > 0 {
+            let h: Vec<String> = (0..STALL_BUCKETS).map(|b| format!("{}:{}", stall_label(b), c.stalls[b])).collect();
+            let _ = writeln!(s, "  loop stalls: {} max {:.1} us", h.join(" "), c.max_gap_ns as f64 / 1e3);
+        }
         for q in &l.queues {
             let p = &q.port;
             let _ = write!(
@@ -199,6 +203,8 @@ pub fn json(r: &RunReport) -> Value {
                 "sleeps": c.sleeps, "handoff_in": c.handoff_in, "handoff_out": c.handoff_out,
                 "drops": c.drops.nonzero().map(|(n, v)| (n.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
                 "burst_hist": (0..BURST_BUCKETS).map(|b| (bucket_label(b), json!(c.burst_hist[b]))).collect::<serde_json::Map<_, _>>(),
+                "loop_stalls": (0..STALL_BUCKETS).map(|b| (stall_label(b), json!(c.stalls[b]))).collect::<serde_json::Map<_, _>>(),
+                "max_loop_gap_ns": c.max_gap_ns,
                 "queues": l.queues.iter().map(|q| json!({
                     "name": q.name, "app": q.app,
                     "rx_packets": q.port.rx_packets, "tx_packets": q.port.tx_packets,

@@ -125,6 +125,8 @@ pub struct RfcOpts {
     pub max_secs: f64,
     /// Loss allowed for "zero loss" (RFC 2544 says 0; 1e-4 = 0.01%).
     pub max_loss: f64,
+    /// Trials per rate of the search and how many must pass.
+    pub trials: crate::rfc2544::Trials,
     /// Search resolution as a fraction of the tester's maximum rate.
     pub resolution: f64,
     /// Tester CPU (also d0's receive).
@@ -342,7 +344,7 @@ pub fn measure(sys: System, size: Size, o: &RfcOpts) -> Result<RfcResult> {
     let max_load = shot(&t, o, size, None, o.max_secs)?;
     let hi = max_load.offered_pps;
     let res = (hi * o.resolution).max(1000.0);
-    let search = zero_loss_search(hi * 0.05, hi, res, o.max_loss, 1, |rate| {
+    let search = zero_loss_search(hi * 0.05, hi, res, o.max_loss, o.trials, |rate| {
         let s = shot(&t, o, size, Some(rate), o.trial_secs)?;
         Ok((s.sent, s.received))
     })?;

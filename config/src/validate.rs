@@ -381,7 +381,13 @@ pub fn validate(cfg: &EngineConfig, env: &dyn Environment) -> Result<Plan, Vec<C
                         fill_ring: p.fill_ring,
                         comp_ring: p.comp_ring,
                         tx_budget: p.tx_budget.unwrap_or((2 * e.burst).max(32).min(p.tx_ring)),
-                        busy_poll: p.busy_poll.map(|b| BusyPoll { usecs: b.usecs, budget: b.budget }),
+                        // idle = "busy-poll" drives the kernel with a recvfrom per RX burst,
+                        // which busy-polls only on a socket with these options: a port without
+                        // its own table gets DPDK's AF_XDP defaults (20 µs, budget = burst).
+                        busy_poll: p
+                            .busy_poll
+                            .map(|b| BusyPoll { usecs: b.usecs, budget: b.budget })
+                            .or((e.idle == Idle::BusyPoll).then_some(BusyPoll { usecs: 20, budget: e.burst })),
                         claim: claim.unwrap_or(Claim::All),
                         queues,
                     })

@@ -334,3 +334,30 @@ fn cli_values_parse_like_toml_values() {
     assert_eq!("1G".parse::<Hugepages>(), Ok(Hugepages::OneGig));
     assert!("2m".parse::<Hugepages>().is_err());
 }
+
+#[test]
+fn busy_poll_idle_gives_ports_busy_poll_options() {
+    let plan_of = |engine: &str, port_extra: &str| {
+        let text = format!(
+            "[engine]\n{engine}\n[[port]]\nname = \"xd0\"\n{port_extra}\n[[port]]\nname = \"xd1\"\n\
+             [[queue]]\nport = \"xd0\"\nlcore = 1\napp = \"relay\"\n[[queue]]\nport = \"xd1\"\nlcore = 1\napp = \"relay\"\n"
+        );
+        let plan = validate(&parse(&text).unwrap(), &FakeEnv).unwrap();
+        plan.ports
+            .iter()
+            .map(|p| match &p.kind {
+                PortPlanKind::Xsk(x) => x.busy_poll.map(|b| (b.usecs, b.budget)),
+                _ => panic!("xsk port expected"),
+            })
+            .collect::<Vec<_>>()
+    };
+    // Spinning: no socket options unless a port asks.
+    assert_eq!(plan_of("idle = \"spin\"", ""), vec![None, None]);
+    assert_eq!(plan_of("idle = \"spin\"", "busy_poll = { usecs = 50 }"), vec![Some((50, 64)), None]);
+    // busy-poll: every port busy-polls, with DPDK's defaults (20 µs, budget = burst) unless set.
+    assert_eq!(plan_of("idle = \"busy-poll\"\nburst = 32", ""), vec![Some((20, 32)), Some((20, 32))]);
+    assert_eq!(
+        plan_of("idle = \"busy-poll\"", "busy_poll = { usecs = 10, budget = 16 }"),
+        vec![Some((10, 16)), Some((20, 64))]
+    );
+}

@@ -239,8 +239,11 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
         let mut next_xdp = start;
         let mut idle_run = 0u32;
         let mut iter = 0u64;
+        let mut prev = start;
         loop {
             let now = clock.now();
+            self.counters.note_gap(now - prev);
+            prev = now;
             if iter & 255 == 0 && (self.stop.load(Ordering::Relaxed) || self.queues.iter().all(|q| q.app.is_done())) {
                 break;
             }

@@ -59,6 +59,44 @@ pub struct LcoreCounters {
     pub drops: DropCounters,
     /// Burst-size histogram of RX polls (see [`burst_bucket`]).
     pub burst_hist: [u64; BURST_BUCKETS],
+    /// Loop gaps (time between the starts of two iterations) by length, see [`STALL_BOUNDS`]:
+    /// how often the lcore did not look at its rings for that long (preemption, a long
+    /// syscall, softirq work on its core). A ring of N slots at R frames/s overflows after a gap
+    /// of N / R.
+    pub stalls: [u64; STALL_BUCKETS],
+    /// Longest loop gap seen, nanoseconds.
+    pub max_gap_ns: u64,
+}
+
+/// Lower bounds of the loop-gap buckets of [`LcoreCounters::stalls`]: ≥ 50 µs, ≥ 200 µs,
+/// ≥ 1 ms, ≥ 5 ms. Shorter gaps are not counted.
+pub const STALL_BOUNDS: [Duration; STALL_BUCKETS] =
+    [Duration::from_micros(50), Duration::from_micros(200), Duration::from_millis(1), Duration::from_millis(5)];
+/// Number of loop-gap buckets.
+pub const STALL_BUCKETS: usize = 4;
+
+impl LcoreCounters {
+    /// Records a loop gap.
+    #[inline]
+    pub fn note_gap(&mut self, gap: Duration) {
+        let ns = gap.as_nanos() as u64;
+        if ns < STALL_BOUNDS[0].as_nanos() as u64 {
+            return;
+        }
+        self.max_gap_ns = self.max_gap_ns.max(ns);
+        let b = STALL_BOUNDS.iter().rposition(|&b| gap >= b).unwrap_or(0);
+        self.stalls[b] += 1;
+    }
+}
+
+/// Label of a loop-gap bucket (">=50us", …).
+pub fn stall_label(b: usize) -> String {
+    let d = STALL_BOUNDS[b];
+    if d >= Duration::from_millis(1) {
+        format!(">={}ms", d.as_millis())
+    } else {
+        format!(">={}us", d.as_micros())
+    }
 }
 
 /// What one (port, queue) looked like at publication time.
@@ -215,5 +253,17 @@ mod tests {
         assert_eq!(r.rx_pps, 1e6);
         assert_eq!(r.rx_bps, 512e6);
         assert_eq!(r.empty_poll_ratio, 0.5);
+    }
+
+    #[test]
+    fn loop_gaps_land_in_their_buckets_and_the_max_is_kept() {
+        let mut c = LcoreCounters::default();
+        for us in [1, 49, 50, 199, 200, 999, 1000, 4999, 5000, 60_000] {
+            c.note_gap(Duration::from_micros(us));
+        }
+        assert_eq!(c.stalls, [2, 2, 2, 2]);
+        assert_eq!(c.max_gap_ns, 60_000_000);
+        let labels: Vec<String> = (0..STALL_BUCKETS).map(stall_label).collect();
+        assert_eq!(labels, [">=50us", ">=200us", ">=1ms", ">=5ms"]);
     }
 }

@@ -109,10 +109,17 @@ enum Bench {
         /// Write plots and the generated sections of this Markdown file.
         #[arg(long)]
         write_md: Option<PathBuf>,
-        /// Idle mode of the xskd DUT (spin, poll, busy-poll). busy-poll (one recvfrom per RX
-        /// burst, SO_PREFER_BUSY_POLL) is what testpmd's AF_XDP driver does by default.
+        /// Idle mode of the xskd DUT (spin, poll, busy-poll). busy-poll (a recvfrom before each
+        /// RX burst, with SO_PREFER_BUSY_POLL/SO_BUSY_POLL 20 µs/budget = burst on the ports) is
+        /// close to what testpmd's AF_XDP driver does by default.
         #[arg(long, default_value = "busy-poll")]
         xskd_idle: String,
+        /// Trials per offered rate in the zero-loss search …
+        #[arg(long, default_value_t = 3)]
+        trials: usize,
+        /// … of which at least this many must lose ≤ 0.01% for the rate to pass.
+        #[arg(long, default_value_t = 2)]
+        need: usize,
     },
 }
 
@@ -415,7 +422,7 @@ fn all(cli: &Cli, md: &Path) -> Result<()> {
         .map(|s| s.to_string())
         .collect();
     let sizes: Vec<String> = ["60", "508", "1514", "imix"].iter().map(|s| s.to_string()).collect();
-    rfc(cli, &systems, &sizes, 2.0, 64, Some(md), "busy-poll")
+    rfc(cli, &systems, &sizes, 2.0, 64, Some(md), "busy-poll", benches::rfc2544::Trials::at_least(2, 3))
 }
 
 fn gens(cli: &Cli, sizes: &[usize], md: Option<&Path>) -> Result<()> {
@@ -484,6 +491,7 @@ fn gens(cli: &Cli, sizes: &[usize], md: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn rfc(
     cli: &Cli,
     systems: &[String],
@@ -492,6 +500,7 @@ fn rfc(
     burst: u32,
     md: Option<&Path>,
     xskd_idle: &str,
+    trials: benches::rfc2544::Trials,
 ) -> Result<()> {
     use benches::rfc::{measure, RfcOpts, RfcResult, Size, System};
     let systems: Vec<System> = systems
@@ -512,11 +521,15 @@ fn rfc(
     if cpus() < 2 {
         bail!("rfc needs 2 CPUs: tester on one, forwarding on the other");
     }
+    // Nothing of ours may run on the DUT's CPU: the harness, `ip`, the tester's control thread
+    // and every process they start inherit this affinity (the DUTs pin their own lcores).
+    nic::sys::pin_current_thread(0).context("pinning the harness to the tester's CPU 0")?;
     let dir = tempdir()?;
     let o = RfcOpts {
         trial_secs,
         max_secs: 3.0,
         max_loss: 1e-4,
+        trials,
         resolution: 0.02,
         tester_cpu: 0,
         fwd_cpu: 1,
@@ -610,16 +623,21 @@ fn rfc_table(
 ) -> String {
     let mut t = String::new();
     t += &format!(
-        "Command: `cargo run --release -p benches --bin e2e -- --reps {reps} rfc --write-md BENCHMARKS.md`. \
-         Tester: `xskd pktgen` (AF_XDP copy mode) on CPU {} sending on g0 and receiving on s0; DUT forwarding on CPU {}; \
-         burst {}; xskd with `idle = \"{}\"`; search trials of {} s, zero loss = loss ≤ {}%, resolution {}% of the tester's maximum; \
+        "Command: `cargo run --release -p benches --bin e2e -- {}`. \
+         Tester: `xskd pktgen` (AF_XDP copy mode) on CPU {} sending on g0 and receiving on s0; the harness and everything it \
+         starts are pinned to that CPU too, so the DUT's CPU runs only the DUT; DUT forwarding on CPU {}; \
+         burst {}; xskd with `idle = \"{}\"`; search trials of {} s, a rate passes when {} of {} trials lose ≤ {}%, \
+         resolution {}% of the tester's maximum; \
          median (min–max) of {reps} repetitions. Latency is one-way g0 → s0 through the DUT (p50 / p99, µs) \
          at 10%, 50%, 90% of the zero-loss rate. \"tester-bound\": the DUT forwarded everything the tester could send.\n\n",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" "),
         o.tester_cpu,
         o.fwd_cpu,
         o.burst,
         o.xskd_idle,
         o.trial_secs,
+        o.trials.need,
+        o.trials.of,
         o.max_loss * 100.0,
         o.resolution * 100.0
     );
@@ -698,8 +716,9 @@ fn main() -> Result<()> {
         Bench::Tier1 { burst } => tier1(&cli, burst).map(|_| ()),
         Bench::All { ref write_md } => all(&cli, write_md),
         Bench::Gens { ref sizes, ref write_md } => gens(&cli, sizes, write_md.as_deref()),
-        Bench::Rfc { ref systems, ref sizes, trial_secs, burst, ref write_md, ref xskd_idle } => {
-            rfc(&cli, systems, sizes, trial_secs, burst, write_md.as_deref(), xskd_idle)
+        Bench::Rfc { ref systems, ref sizes, trial_secs, burst, ref write_md, ref xskd_idle, trials, need } => {
+            let trials = benches::rfc2544::Trials::at_least(need, trials);
+            rfc(&cli, systems, sizes, trial_secs, burst, write_md.as_deref(), xskd_idle, trials)
         }
         Bench::Tier2 { burst, ref sizes, ref modes, syscalls, tx_ceiling } => {
             tier2(&cli, burst, sizes, modes, syscalls, tx_ceiling).map(|_| ())
