@@ -449,6 +449,11 @@ pub struct PktgenOutcome {
     pub lost: Option<u64>,
     /// lost / sent.
     pub loss_ratio: Option<f64>,
+    /// Frames that reached the receiving socket(s) but that the kernel dropped there (RX ring
+    /// full, no fill buffer: `XDP_STATISTICS` rx_ring_full + rx_fill_ring_empty_descs +
+    /// rx_dropped). They count in `lost`; a device-under-test measurement subtracts them, as
+    /// they were forwarded and lost by the tester itself. None without an AF_XDP receiver.
+    pub rx_socket_drops: Option<u64>,
     /// One-way latency distribution: (latency ns, fraction of frames at or below), from the
     /// receiver's histogram (empty when nothing was timed).
     pub latency_cdf: Vec<(u64, f64)>,
@@ -668,6 +673,9 @@ fn run_xsk(a: &PktgenArgs, plan: &config::Plan, stop: Arc<AtomicBool>) -> Result
         if rxs.is_empty() { (r.rx.is_some().then(|| r.clone()), txs[0].latency_histogram()) } else { merge_rx(&rxs) };
     let mut o = outcome(a, "xsk", &r, rxr.as_ref());
     o.latency_cdf = cdf_of(hist);
+    if !rxs.is_empty() {
+        o.rx_socket_drops = rx_socket_drops(&report);
+    }
     Ok(Some(o))
 }
 
@@ -692,8 +700,22 @@ fn outcome(a: &PktgenArgs, engine: &'static str, r: &PktgenReport, rx: Option<&P
         rx_pkts,
         lost,
         loss_ratio: lost.map(|l| l as f64 / r.tx.pkts.max(1) as f64),
+        rx_socket_drops: None,
         latency_cdf: Vec::new(),
     }
+}
+
+/// Kernel drops at the receiving sockets (queues of the `rx…` ports) in a daemon report.
+fn rx_socket_drops(report: &crate::daemon::RunReport) -> Option<u64> {
+    let mut any = false;
+    let mut sum = 0u64;
+    for q in report.lcores.iter().flat_map(|l| &l.queues).filter(|q| q.name.starts_with("rx")) {
+        if let Some(x) = &q.xdp {
+            any = true;
+            sum += x.rx_ring_full + x.rx_fill_ring_empty_descs + x.rx_dropped;
+        }
+    }
+    any.then_some(sum)
 }
 
 fn run_live(
@@ -768,6 +790,7 @@ fn run_live(
         rx_pkts,
         lost,
         loss_ratio: lost.map(|l| l as f64 / rep.sent.max(1) as f64),
+        rx_socket_drops: None,
         latency_cdf: Vec::new(),
     }))
 }
@@ -790,6 +813,9 @@ pub fn human(o: &PktgenOutcome) -> String {
             o.rx_iface.as_deref().unwrap_or("?"),
             o.loss_ratio.unwrap_or(0.0) * 100.0
         );
+        if let Some(d) = o.rx_socket_drops.filter(|&d| d > 0) {
+            s += &format!("  of which dropped at our own receiving socket (its RX ring full): {d}\n");
+        }
     }
     if let Some(r) = &o.rx {
         if let (Some(re), Some(du)) = (r.get("reordered"), r.get("duplicated")) {

@@ -154,11 +154,14 @@ pub struct Shot {
     pub sent: u64,
     /// Frames received back.
     pub received: u64,
+    /// Frames the DUT forwarded that the tester's own receiving socket dropped (its RX ring
+    /// full; kernel `XDP_STATISTICS` of that socket). Not the DUT's loss.
+    pub tester_drops: u64,
     /// Achieved offered rate.
     pub offered_pps: f64,
     /// Received frames per second of sending time.
     pub fwd_pps: f64,
-    /// Loss ratio.
+    /// Loss ratio of the DUT: (sent − received − tester_drops) / sent.
     pub loss: f64,
     /// Latency summary from the tester (ns): p50, p90, p99, p99.9, max.
     pub latency: Option<serde_json::Value>,
@@ -319,6 +322,7 @@ fn shot(t: &Tester, o: &RfcOpts, size: Size, rate: Option<f64>, secs: f64) -> Re
     let v: serde_json::Value = serde_json::from_str(&r.stdout).with_context(|| format!("pktgen JSON: {}", r.stdout))?;
     let sent = v["tx_pkts"].as_u64().unwrap_or(0);
     let received = v["rx_pkts"].as_u64().unwrap_or(0);
+    let tester_drops = v["rx_socket_drops"].as_u64().unwrap_or(0);
     let tx_secs = v["tx_secs"].as_f64().unwrap_or(secs);
     let cdf = v["latency_cdf"]
         .as_array()
@@ -328,9 +332,10 @@ fn shot(t: &Tester, o: &RfcOpts, size: Size, rate: Option<f64>, secs: f64) -> Re
         rate_pps: rate,
         sent,
         received,
+        tester_drops,
         offered_pps: sent as f64 / tx_secs,
-        fwd_pps: received as f64 / tx_secs,
-        loss: crate::rfc2544::loss(sent, received),
+        fwd_pps: (received + tester_drops) as f64 / tx_secs,
+        loss: crate::rfc2544::loss(sent, received + tester_drops),
         latency: v["rx"].get("latency").cloned(),
         latency_cdf: cdf,
     })
@@ -346,7 +351,7 @@ pub fn measure(sys: System, size: Size, o: &RfcOpts) -> Result<RfcResult> {
     let res = (hi * o.resolution).max(1000.0);
     let search = zero_loss_search(hi * 0.05, hi, res, o.max_loss, o.trials, |rate| {
         let s = shot(&t, o, size, Some(rate), o.trial_secs)?;
-        Ok((s.sent, s.received))
+        Ok((s.sent, s.received + s.tester_drops))
     })?;
     let best = search.best_pps.unwrap_or(0.0);
     let tester_bound = best >= hi - 2.0 * res;
@@ -371,4 +376,40 @@ pub fn check_tools(systems: &[System]) -> Result<()> {
         bail!("no hugetlbfs at /dev/hugepages: run ./hugepages.sh");
     }
     Ok(())
+}
+
+/// Trials at one fixed offered rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct LadderPoint {
+    /// The system.
+    pub system: System,
+    /// The size.
+    pub size: Size,
+    /// Offered rate asked for (frames/s).
+    pub rate_pps: f64,
+    /// Every trial (sent, received, loss).
+    pub shots: Vec<Shot>,
+}
+
+impl LadderPoint {
+    /// Trials with loss ≤ `max_loss`.
+    pub fn passes(&self, max_loss: f64) -> usize {
+        self.shots.iter().filter(|s| s.loss <= max_loss).count()
+    }
+}
+
+/// The loss ladder: for each rate, `n` trials of `o.trial_secs` on one DUT instance and a fresh
+/// topology per (system, rate). Where the zero-loss search gives one number decided by a few
+/// trials, this gives the fraction of trials that were loss-free at each rate, which separates
+/// "the DUT cannot carry this rate" (every trial loses) from "an event outside the DUT spoiled
+/// some trials" (a few lose).
+pub fn ladder(sys: System, size: Size, rate: f64, n: usize, o: &RfcOpts) -> Result<LadderPoint> {
+    let t = Tester::new().context("building the tester topology (needs root)")?;
+    let dut = start_dut(sys, &t, o, 3600.0)?;
+    let mut shots = Vec::with_capacity(n);
+    for _ in 0..n {
+        shots.push(shot(&t, o, size, Some(rate), o.trial_secs)?);
+    }
+    drop(dut);
+    Ok(LadderPoint { system: sys, size, rate_pps: rate, shots })
 }

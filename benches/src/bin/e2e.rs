@@ -89,6 +89,29 @@ enum Bench {
     /// RFC 2544-style: zero-loss throughput (binary search), forwarded rate at maximum offered
     /// load and latency at 10/50/90% of the zero-loss rate, for xskd, testpmd, the kernel and
     /// XDP, with xskd pktgen as the tester.
+    /// Loss ladder: at each fixed offered rate, many trials per system (systems alternate), and
+    /// the fraction of trials that lost ≤ 0.01%. Complements `rfc` on a host whose rare stalls
+    /// decide single trials.
+    Ladder {
+        /// Systems (as for rfc).
+        #[arg(long, value_delimiter = ',', default_value = "xskd-io,testpmd-io")]
+        systems: Vec<String>,
+        /// Frame size without FCS, or "imix".
+        #[arg(long, default_value = "1514")]
+        size: String,
+        /// Offered rates, Mpps.
+        #[arg(long, value_delimiter = ',', required = true)]
+        rates_mpps: Vec<f64>,
+        /// Trials per (system, rate).
+        #[arg(long, default_value_t = 10)]
+        trials: usize,
+        /// Seconds per trial.
+        #[arg(long, default_value_t = 2.0)]
+        trial_secs: f64,
+        /// Idle mode of the xskd DUT.
+        #[arg(long, default_value = "busy-poll")]
+        xskd_idle: String,
+    },
     Rfc {
         /// Systems: xskd-io, xskd-macswap, testpmd-io, testpmd-macswap, kernel, xdp.
         #[arg(
@@ -491,6 +514,89 @@ fn gens(cli: &Cli, sizes: &[usize], md: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+fn parse_size(s: &str) -> Result<benches::rfc::Size> {
+    use benches::rfc::Size;
+    if s == "imix" {
+        Ok(Size::Imix)
+    } else {
+        s.parse().map(Size::Fixed).map_err(|e| anyhow::anyhow!("size '{s}': {e}"))
+    }
+}
+
+fn ladder(
+    cli: &Cli,
+    systems: &[String],
+    size: &str,
+    rates_mpps: &[f64],
+    trials: usize,
+    trial_secs: f64,
+    xskd_idle: &str,
+) -> Result<()> {
+    use benches::rfc::{ladder, RfcOpts, System};
+    let systems: Vec<System> = systems
+        .iter()
+        .map(|s| System::parse(s).ok_or_else(|| anyhow::anyhow!("unknown system '{s}'")))
+        .collect::<Result<_>>()?;
+    let size = parse_size(size)?;
+    benches::rfc::check_tools(&systems)?;
+    if cpus() < 2 {
+        bail!("ladder needs 2 CPUs: tester on one, forwarding on the other");
+    }
+    nic::sys::pin_current_thread(0).context("pinning the harness to the tester's CPU 0")?;
+    let dir = tempdir()?;
+    let o = RfcOpts {
+        trial_secs,
+        max_secs: 3.0,
+        max_loss: 1e-4,
+        trials: benches::rfc2544::Trials::all(1),
+        resolution: 0.02,
+        tester_cpu: 0,
+        fwd_cpu: 1,
+        main_cpu: 0,
+        burst: 64,
+        xskd_idle: xskd_idle.to_string(),
+        xskd: xskd_binary(cli)?,
+        dir: dir.clone(),
+    };
+    let mut points = Vec::new();
+    for &r in rates_mpps {
+        // Systems alternate at each rate, in halves, so slow drift of the host hits both.
+        let half = trials.div_ceil(2);
+        let mut by_sys: Vec<Option<benches::rfc::LadderPoint>> = vec![None; systems.len()];
+        for chunk in [half, trials - half] {
+            for (i, &sys) in systems.iter().enumerate() {
+                if chunk == 0 {
+                    continue;
+                }
+                let p = ladder(sys, size, r * 1e6, chunk, &o)?;
+                match &mut by_sys[i] {
+                    Some(acc) => acc.shots.extend(p.shots),
+                    slot => *slot = Some(p),
+                }
+            }
+        }
+        for p in by_sys.into_iter().flatten() {
+            let losses: Vec<String> =
+                p.shots.iter().map(|s| format!("{:.3}%(+{} tester)", s.loss * 100.0, s.tester_drops)).collect();
+            println!(
+                "ladder {} {} at {:.3} Mpps: {}/{} trials loss ≤ 0.01% (offered {:.3} Mpps median) losses [{}]",
+                p.system.label(),
+                p.size.label(),
+                r,
+                p.passes(o.max_loss),
+                p.shots.len(),
+                benches::sample::median(&p.shots.iter().map(|s| s.offered_pps / 1e6).collect::<Vec<_>>()),
+                losses.join(" ")
+            );
+            points.push(p);
+        }
+    }
+    std::fs::create_dir_all(&cli.out)?;
+    std::fs::write(cli.out.join("ladder.json"), serde_json::to_string_pretty(&points)?)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn rfc(
     cli: &Cli,
@@ -507,16 +613,7 @@ fn rfc(
         .iter()
         .map(|s| System::parse(s).ok_or_else(|| anyhow::anyhow!("unknown system '{s}'")))
         .collect::<Result<_>>()?;
-    let sizes: Vec<Size> = sizes
-        .iter()
-        .map(|s| {
-            if s == "imix" {
-                Ok(Size::Imix)
-            } else {
-                s.parse().map(Size::Fixed).map_err(|e| anyhow::anyhow!("size '{s}': {e}"))
-            }
-        })
-        .collect::<Result<_>>()?;
+    let sizes: Vec<Size> = sizes.iter().map(|s| parse_size(s)).collect::<Result<_>>()?;
     benches::rfc::check_tools(&systems)?;
     if cpus() < 2 {
         bail!("rfc needs 2 CPUs: tester on one, forwarding on the other");
@@ -719,6 +816,9 @@ fn main() -> Result<()> {
         Bench::Rfc { ref systems, ref sizes, trial_secs, burst, ref write_md, ref xskd_idle, trials, need } => {
             let trials = benches::rfc2544::Trials::at_least(need, trials);
             rfc(&cli, systems, sizes, trial_secs, burst, write_md.as_deref(), xskd_idle, trials)
+        }
+        Bench::Ladder { ref systems, ref size, ref rates_mpps, trials, trial_secs, ref xskd_idle } => {
+            ladder(&cli, systems, size, rates_mpps, trials, trial_secs, xskd_idle)
         }
         Bench::Tier2 { burst, ref sizes, ref modes, syscalls, tx_ceiling } => {
             tier2(&cli, burst, sizes, modes, syscalls, tx_ceiling).map(|_| ())
