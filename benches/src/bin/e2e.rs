@@ -5,6 +5,7 @@
 //! cargo run --release -p benches --bin e2e -- tier2     # veth copy mode: relay vs testpmd AF_XDP PMD
 //! cargo run --release -p benches --bin e2e -- rfc       # zero-loss rate, max-load rate, latency: all systems
 //! cargo run --release -p benches --bin e2e -- gens      # generator cross-check against kernel counters
+//! cargo run --release -p benches --bin e2e -- ladder --size 1514 --rates-mpps 0.4,0.5   # many trials at fixed rates
 //! ```
 //!
 //! Each benchmark runs xskd and its peer alternately within every repetition (so both see the
