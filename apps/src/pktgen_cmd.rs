@@ -331,6 +331,30 @@ fn toml_inline(t: &toml::Table) -> String {
     format!("{{ {} }}", parts.join(", "))
 }
 
+/// Appends one `[[port]]` per distinct interface of `queues` (named `{prefix}0`, `{prefix}1`,
+/// … in order of first appearance) and returns those interfaces, index = port number.
+fn port_sections<'q>(
+    out: &mut String,
+    prefix: &str,
+    queues: &'q [(String, u32)],
+    a: &PktgenArgs,
+    claim: &str,
+) -> Vec<&'q str> {
+    let mut ifaces: Vec<&str> = Vec::new();
+    for (i, _) in queues {
+        if !ifaces.contains(&i.as_str()) {
+            ifaces.push(i);
+        }
+    }
+    for (k, i) in ifaces.iter().enumerate() {
+        *out += &format!(
+            "[[port]]\nname = \"{prefix}{k}\"\niface = \"{i}\"\nmode = \"{}\"\nxdp_mode = \"{}\"\nclaim = {claim}\n\n",
+            a.mode, a.xdp_mode
+        );
+    }
+    ifaces
+}
+
 /// The xskd configuration the command runs (also printed by `--dry-run`-style tests).
 pub fn config_text(a: &PktgenArgs, tx_params: &toml::Table, ncpus: usize) -> Result<String> {
     let txq = tx_queues(a)?;
@@ -358,18 +382,7 @@ pub fn config_text(a: &PktgenArgs, tx_params: &toml::Table, ncpus: usize) -> Res
     if !live {
         // One port per distinct interface ("tx0", "tx1", ...); a TX-only port still needs a
         // claim: the generated UDP traffic is what could come back.
-        let mut ifaces: Vec<&str> = Vec::new();
-        for (i, _) in &txq {
-            if !ifaces.contains(&i.as_str()) {
-                ifaces.push(i);
-            }
-        }
-        for (k, i) in ifaces.iter().enumerate() {
-            out += &format!(
-                "[[port]]\nname = \"tx{k}\"\niface = \"{i}\"\nmode = \"{}\"\nxdp_mode = \"{}\"\nclaim = {udp_claim}\n\n",
-                a.mode, a.xdp_mode
-            );
-        }
+        let ifaces = port_sections(&mut out, "tx", &txq, a, udp_claim);
         for (qi, (iface, q)) in txq.iter().enumerate() {
             let k = ifaces.iter().position(|i| i == iface).expect("listed above");
             let mut p = split_params(tx_params, qi, txq.len());
@@ -393,18 +406,7 @@ pub fn config_text(a: &PktgenArgs, tx_params: &toml::Table, ncpus: usize) -> Res
         }
     }
     if !same || live {
-        let mut ifaces: Vec<&str> = Vec::new();
-        for (i, _) in &rxq {
-            if !ifaces.contains(&i.as_str()) {
-                ifaces.push(i);
-            }
-        }
-        for (k, i) in ifaces.iter().enumerate() {
-            out += &format!(
-                "[[port]]\nname = \"rx{k}\"\niface = \"{i}\"\nmode = \"{}\"\nxdp_mode = \"{}\"\nclaim = {udp_claim}\n\n",
-                a.mode, a.xdp_mode
-            );
-        }
+        let ifaces = port_sections(&mut out, "rx", &rxq, a, udp_claim);
         for (qi, (iface, q)) in rxq.iter().enumerate() {
             let k = ifaces.iter().position(|i| i == iface).expect("listed above");
             let mut p = toml::Table::new();

@@ -524,6 +524,45 @@ fn parse_size(s: &str) -> Result<benches::rfc::Size> {
     }
 }
 
+/// What the rfc and ladder tiers share before their first trial: the systems parsed, tools
+/// checked, the harness pinned to the tester's CPU 0, a scratch directory and the options.
+fn tester_setup(
+    cli: &Cli,
+    systems: &[String],
+    trial_secs: f64,
+    burst: u32,
+    xskd_idle: &str,
+    trials: benches::rfc2544::Trials,
+) -> Result<(Vec<benches::rfc::System>, benches::rfc::RfcOpts)> {
+    use benches::rfc::System;
+    let systems: Vec<System> = systems
+        .iter()
+        .map(|s| System::parse(s).ok_or_else(|| anyhow::anyhow!("unknown system '{s}'")))
+        .collect::<Result<_>>()?;
+    benches::rfc::check_tools(&systems)?;
+    if cpus() < 2 {
+        bail!("needs 2 CPUs: tester on one, forwarding on the other");
+    }
+    // Nothing of ours may run on the DUT's CPU: the harness, `ip`, the tester's control thread
+    // and every process they start inherit this affinity (the DUTs pin their own lcores).
+    nic::sys::pin_current_thread(0).context("pinning the harness to the tester's CPU 0")?;
+    let o = benches::rfc::RfcOpts {
+        trial_secs,
+        max_secs: 3.0,
+        max_loss: 1e-4,
+        trials,
+        resolution: 0.02,
+        tester_cpu: 0,
+        fwd_cpu: 1,
+        main_cpu: 0,
+        burst,
+        xskd_idle: xskd_idle.to_string(),
+        xskd: xskd_binary(cli)?,
+        dir: tempdir()?,
+    };
+    Ok((systems, o))
+}
+
 fn ladder(
     cli: &Cli,
     systems: &[String],
@@ -533,32 +572,10 @@ fn ladder(
     trial_secs: f64,
     xskd_idle: &str,
 ) -> Result<()> {
-    use benches::rfc::{ladder, RfcOpts, System};
-    let systems: Vec<System> = systems
-        .iter()
-        .map(|s| System::parse(s).ok_or_else(|| anyhow::anyhow!("unknown system '{s}'")))
-        .collect::<Result<_>>()?;
+    use benches::rfc::ladder;
     let size = parse_size(size)?;
-    benches::rfc::check_tools(&systems)?;
-    if cpus() < 2 {
-        bail!("ladder needs 2 CPUs: tester on one, forwarding on the other");
-    }
-    nic::sys::pin_current_thread(0).context("pinning the harness to the tester's CPU 0")?;
-    let dir = tempdir()?;
-    let o = RfcOpts {
-        trial_secs,
-        max_secs: 3.0,
-        max_loss: 1e-4,
-        trials: benches::rfc2544::Trials::all(1),
-        resolution: 0.02,
-        tester_cpu: 0,
-        fwd_cpu: 1,
-        main_cpu: 0,
-        burst: 64,
-        xskd_idle: xskd_idle.to_string(),
-        xskd: xskd_binary(cli)?,
-        dir: dir.clone(),
-    };
+    let (systems, o) = tester_setup(cli, systems, trial_secs, 64, xskd_idle, benches::rfc2544::Trials::all(1))?;
+    let dir = o.dir.clone();
     let mut points = Vec::new();
     for &r in rates_mpps {
         // Systems alternate at each rate, in halves, so slow drift of the host hits both.
@@ -609,34 +626,10 @@ fn rfc(
     xskd_idle: &str,
     trials: benches::rfc2544::Trials,
 ) -> Result<()> {
-    use benches::rfc::{measure, RfcOpts, RfcResult, Size, System};
-    let systems: Vec<System> = systems
-        .iter()
-        .map(|s| System::parse(s).ok_or_else(|| anyhow::anyhow!("unknown system '{s}'")))
-        .collect::<Result<_>>()?;
+    use benches::rfc::{measure, RfcResult, Size};
     let sizes: Vec<Size> = sizes.iter().map(|s| parse_size(s)).collect::<Result<_>>()?;
-    benches::rfc::check_tools(&systems)?;
-    if cpus() < 2 {
-        bail!("rfc needs 2 CPUs: tester on one, forwarding on the other");
-    }
-    // Nothing of ours may run on the DUT's CPU: the harness, `ip`, the tester's control thread
-    // and every process they start inherit this affinity (the DUTs pin their own lcores).
-    nic::sys::pin_current_thread(0).context("pinning the harness to the tester's CPU 0")?;
-    let dir = tempdir()?;
-    let o = RfcOpts {
-        trial_secs,
-        max_secs: 3.0,
-        max_loss: 1e-4,
-        trials,
-        resolution: 0.02,
-        tester_cpu: 0,
-        fwd_cpu: 1,
-        main_cpu: 0,
-        burst,
-        xskd_idle: xskd_idle.to_string(),
-        xskd: xskd_binary(cli)?,
-        dir: dir.clone(),
-    };
+    let (systems, o) = tester_setup(cli, systems, trial_secs, burst, xskd_idle, trials)?;
+    let dir = o.dir.clone();
     // results[system][size] = reps
     let mut all: Vec<Vec<Vec<RfcResult>>> = vec![vec![Vec::new(); sizes.len()]; systems.len()];
     for rep in 0..cli.reps {
