@@ -387,11 +387,6 @@ pub fn config_text(a: &PktgenArgs, tx_params: &toml::Table, ncpus: usize) -> Res
             let k = ifaces.iter().position(|i| i == iface).expect("listed above");
             let mut p = split_params(tx_params, qi, txq.len());
             p.insert("role".into(), toml::Value::String(if same { "txrx" } else { "tx" }.into()));
-            // A receiver on the same lcore gets one RX burst per iteration; TX must not outrun
-            // it (measured: at full rate with 2 × burst per iteration it lost exactly half).
-            if same || (rx.is_some() && rx_lcore == lcores[qi]) {
-                p.entry("tx_per_poll").or_insert(toml::Value::Integer(i64::from(a.burst)));
-            }
             p.insert("linger_ms".into(), toml::Value::Integer(a.linger_ms as i64));
             if same {
                 if let Some(c) = &a.capture {

@@ -8,7 +8,10 @@
 //! 1. for each queue: `maintain` (reap completions eagerly, refill the fill ring *before*
 //!    taking RX), `rx_burst` up to `burst` frames, `app.process` once for the burst, then
 //!    dispatch — each frame to its TX target's staging or back to the cache with its drop
-//!    reason counted (a uniform verdict is dispatched in bulk);
+//!    reason counted (a uniform verdict is dispatched in bulk); while bursts come back full,
+//!    take another (at most [`MAX_RX_BURSTS`]), unless the last one staged frames and left a
+//!    target with less than a burst of room — so RX can drain faster than the iteration
+//!    transmits, and backpressure stays in the RX ring;
 //! 2. frames handed over by other lcores are moved into staging;
 //! 3. each app's `produce` and due timers run (generators, protocol timers);
 //! 4. staging is posted to TX rings (local targets) or handoff rings (remote targets); what
@@ -220,6 +223,9 @@ impl<'u, A> std::fmt::Debug for Lcore<'u, A> {
     }
 }
 
+/// Most RX bursts taken from one queue per iteration (see [`Lcore::poll_once`]).
+pub const MAX_RX_BURSTS: usize = 4;
+
 /// Idle iterations before `IdleMode::Poll` sleeps.
 const IDLE_BEFORE_SLEEP: u32 = 256;
 
@@ -292,18 +298,37 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
             if busy_poll {
                 q.port.idle_kick();
             }
-            let n = q.port.rx_burst(cache, &mut batch.frames, *burst);
-            counters.burst_hist[burst_bucket(n)] += 1;
-            if n == 0 {
-                counters.empty_polls += 1;
-                continue;
+            // Drain: bursts until one comes back short, at most MAX_RX_BURSTS, and only while
+            // the frames a burst stages still leave every target a burst of room (what cannot
+            // be staged stays in the RX ring, where the kernel counts it, instead of being
+            // dropped here). A sink or generator that consumes its RX stages nothing, so its
+            // RX keeps up with the 2 × burst frames the iteration may transmit.
+            let mut rounds = 0;
+            loop {
+                let n = q.port.rx_burst(cache, &mut batch.frames, *burst);
+                if n == 0 {
+                    if rounds == 0 {
+                        counters.burst_hist[0] += 1;
+                        counters.empty_polls += 1;
+                    }
+                    break;
+                }
+                rounds += 1;
+                counters.burst_hist[burst_bucket(n)] += 1;
+                work += n;
+                counters.rx_frames += n as u64;
+                let staged_before = staged_len(staging);
+                batch.reset();
+                let mut cx = Ctx { now, pool: cache, drops: &mut counters.drops, staging };
+                q.app.process(&mut cx, batch);
+                dispatch(batch, staging, cache, &mut counters.drops);
+                if n < *burst || rounds == MAX_RX_BURSTS {
+                    break;
+                }
+                if staged_len(staging) > staged_before && staging.iter().any(|s| s.remaining() < *burst) {
+                    break;
+                }
             }
-            work += n;
-            counters.rx_frames += n as u64;
-            batch.reset();
-            let mut cx = Ctx { now, pool: cache, drops: &mut counters.drops, staging };
-            q.app.process(&mut cx, batch);
-            dispatch(batch, staging, cache, &mut counters.drops);
         }
         for ib in inbound.iter_mut() {
             let s = &mut staging[ib.to];
@@ -472,6 +497,12 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
     pub fn staged(&self) -> usize {
         self.staging.iter().map(|s| s.len()).sum()
     }
+}
+
+/// Frames staged over all targets.
+#[inline]
+fn staged_len(staging: &[FrameBuf<'_>]) -> usize {
+    staging.iter().map(|s| s.len()).sum()
 }
 
 /// Moves every frame of `batch` to its verdict's destination.

@@ -19,6 +19,6 @@ pub mod wire;
 
 pub use app::{App, Ctx, DropCounters, DropReason, TxPort, Verdict};
 pub use batch::Batch;
-pub use lcore::{IdleMode, Lcore, LcoreBuilder, LcoreOptions, DEFAULT_BURST};
+pub use lcore::{IdleMode, Lcore, LcoreBuilder, LcoreOptions, DEFAULT_BURST, MAX_RX_BURSTS};
 pub use stats::{LcoreCounters, LcoreSnapshot, QueueSnapshot, Rates, SharedSnapshot};
 pub use time::{Clock, Instant};

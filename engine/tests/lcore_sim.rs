@@ -246,3 +246,62 @@ fn lcores_given_one_clock_share_its_epoch() {
         assert!(t.as_nanos() >= 100_000_000);
     }
 }
+
+/// Forwards every frame to `to`, or consumes it (a sink, a generator's receiver) when `None`.
+struct FwdOrSink {
+    to: Option<TxPort>,
+}
+
+impl<'u> App<'u> for FwdOrSink {
+    fn process(&mut self, _cx: &mut Ctx<'_, 'u>, batch: &mut Batch<'u>) {
+        batch.set_all(self.to.map_or(Verdict::Drop(DropReason::Consumed), Verdict::Tx));
+    }
+}
+
+#[test]
+fn an_iteration_drains_rx_up_to_the_staging_room() {
+    let u = umem();
+    let clock = engine::Clock::new();
+    let burst = 64usize;
+    let backlog = 1000u32;
+    for forward in [false, true] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut cache = PoolCache::new(&u, 512);
+        let (pa, mut wa) = sim_port(&u, &mut cache, SimConfig::default());
+        let (pb, mut wb) = sim_port(&u, &mut cache, SimConfig::default());
+        for i in 0..backlog {
+            assert!(wa.inject(&pkt(i)));
+        }
+        let mut b = LcoreBuilder::new(LcoreOptions::new("drain"), cache);
+        let ta = b.add_queue("a:0", AnyPort::Ring(pa));
+        let tb = b.add_queue("b:0", AnyPort::Ring(pb));
+        b.set_app(ta, "a", FwdOrSink { to: forward.then_some(tb) });
+        b.set_app(tb, "sink", FwdOrSink { to: None });
+        let (mut lcore, _) = b.build(stop);
+        let got = lcore.poll_once(clock.now());
+        if forward {
+            // Two bursts fill the 2 × burst staging towards b; the rest waits in a's RX ring.
+            assert_eq!(lcore.counters().rx_frames, 2 * burst as u64);
+            let mut out = 0;
+            wb.transmit(4096, |_| out += 1);
+            assert_eq!(out, 2 * burst, "both bursts were sent in the same iteration");
+            assert_eq!(got, 4 * burst, "received and sent");
+        } else {
+            // Nothing is staged: the iteration takes MAX_RX_BURSTS full bursts.
+            assert_eq!(lcore.counters().rx_frames, (engine::MAX_RX_BURSTS * burst) as u64);
+            assert_eq!(got, engine::MAX_RX_BURSTS * burst);
+        }
+        assert_eq!(lcore.counters().drops.get(DropReason::TxRingFull), 0);
+        // Later iterations drain the rest; a short burst ends an iteration's draining.
+        let mut polls = 1;
+        while lcore.counters().rx_frames < u64::from(backlog) {
+            lcore.poll_once(clock.now());
+            wb.transmit(4096, |_| ());
+            polls += 1;
+            assert!(polls < 100);
+        }
+        assert_eq!(lcore.counters().rx_frames, u64::from(backlog));
+        let per_poll = if forward { 2 * burst } else { engine::MAX_RX_BURSTS * burst };
+        assert_eq!(polls, (backlog as usize).div_ceil(per_poll));
+    }
+}

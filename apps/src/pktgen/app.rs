@@ -230,8 +230,6 @@ pub struct Pktgen {
     count: Option<u64>,
     duration: Option<Duration>,
     linger: Duration,
-    /// Most frames per `produce` (0: unlimited).
-    tx_per_poll: usize,
     started: Option<Instant>,
     now: Instant,
     tx_end: Option<Instant>,
@@ -289,7 +287,6 @@ impl Pktgen {
             count: spec.count,
             duration: spec.duration,
             linger: spec.linger,
-            tx_per_poll: spec.tx_per_poll,
             started: None,
             now: Instant::ZERO,
             tx_end: None,
@@ -402,10 +399,7 @@ impl<'u> App<'u> for Pktgen {
             return;
         }
         let left = self.count.map_or(usize::MAX, |c| usize::try_from(c - self.tx.pkts).unwrap_or(usize::MAX));
-        let mut want = cx.tx_room(self.to).min(left);
-        if self.tx_per_poll > 0 {
-            want = want.min(self.tx_per_poll);
-        }
+        let want = cx.tx_room(self.to).min(left);
         if want == 0 {
             return;
         }

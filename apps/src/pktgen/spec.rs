@@ -55,7 +55,6 @@
 //! | `capture_snaplen` | bytes kept per captured frame | 2048 |
 //! | `linger_ms` | `txrx`: keep receiving this long after the last frame was sent | 100 |
 //! | `max_streams` | streams the receiver tracks | 64 |
-//! | `tx_per_poll` | most frames sent per lcore iteration (0 = as many as the TX staging takes, 2 × burst); set it to the burst when a receiver shares the lcore, so TX cannot outrun the one RX burst per iteration | 0 |
 //!
 //! Sequential fields form an odometer: `src_port` turns fastest, then `dst_port`, `src_ip`,
 //! `dst_ip`, so the number of distinct flows is the product of the sequential ranges' sizes.
@@ -252,8 +251,6 @@ pub struct PktgenSpec {
     pub linger: Duration,
     /// Streams the receiver tracks (frames of further streams count as `rx_stream_overflow`).
     pub max_streams: usize,
-    /// Most frames produced per lcore iteration (0: no limit beyond the TX staging).
-    pub tx_per_poll: usize,
 }
 
 impl Default for PktgenSpec {
@@ -283,7 +280,6 @@ impl Default for PktgenSpec {
             capture_snaplen: 2048,
             linger: Duration::from_millis(100),
             max_streams: 64,
-            tx_per_poll: 0,
         }
     }
 }
@@ -326,7 +322,6 @@ pub const KEYS: &[&str] = &[
     "capture_snaplen",
     "linger_ms",
     "max_streams",
-    "tx_per_poll",
 ];
 
 /// Keys that describe synthesised frames (not allowed together with `pcap`).
@@ -404,7 +399,6 @@ impl PktgenSpec {
         s.capture_snaplen = params::opt_u64(t, "capture_snaplen", 14..=65535, &mut errs).map_or(2048, |v| v as usize);
         s.linger = params::opt_u64(t, "linger_ms", 0..=3_600_000, &mut errs).map_or(s.linger, Duration::from_millis);
         s.max_streams = params::opt_u64(t, "max_streams", 1..=4096, &mut errs).map_or(64, |v| v as usize);
-        s.tx_per_poll = params::opt_u64(t, "tx_per_poll", 0..=65536, &mut errs).map_or(0, |v| v as usize);
 
         if s.pcap.is_some() {
             for k in SYNTH_KEYS {
