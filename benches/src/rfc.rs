@@ -30,7 +30,7 @@ use serde::Serialize;
 use crate::kernel::set_rps;
 use crate::rfc2544::{zero_loss_search, SearchResult};
 use crate::run::Background;
-use crate::veth::{start_testpmd, start_xskd_run, strings, xskd_config_idle};
+use crate::veth::{start_testpmd, start_xskd_run, strings, RelayDut};
 
 /// A device under test of this tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -139,6 +139,9 @@ pub struct RfcOpts {
     pub burst: u32,
     /// Idle mode of the xskd DUT's lcore (`spin`, `poll`, `busy-poll`).
     pub xskd_idle: String,
+    /// RX ring size of the AF_XDP DUTs' ports (None: each system's default, 2048): xskd's
+    /// `rx_ring` (fill ring twice that), testpmd's `--rxd`/`--txd`.
+    pub rx_ring: Option<u32>,
     /// The xskd binary.
     pub xskd: PathBuf,
     /// Scratch directory.
@@ -167,6 +170,10 @@ pub struct Shot {
     pub latency: Option<serde_json::Value>,
     /// Latency CDF points (ns, fraction).
     pub latency_cdf: Vec<(u64, f64)>,
+    /// The tester's receive counters as it reported them (`rx` of its JSON without the
+    /// latency histogram): lost, reordered, duplicated, frames not its own…, to see where
+    /// a trial's loss went.
+    pub tester_rx: serde_json::Value,
 }
 
 /// Everything measured for one (system, size).
@@ -180,8 +187,13 @@ pub struct RfcResult {
     pub size: Size,
     /// The maximum-load trial.
     pub max_load: Shot,
-    /// The zero-loss search.
+    /// The zero-loss search (its rates are the rates the tester was asked for).
     pub search: SearchResult,
+    /// The zero-loss throughput: the median rate the tester actually offered in the passing
+    /// trials at the search's best rate. On veth a DUT can push back on the tester (a full
+    /// veth ring makes the tester's TX wait), so the tester may offer less than it was asked;
+    /// RFC 2544 counts what was offered.
+    pub zero_loss_pps: Option<f64>,
     /// Whether the zero-loss rate is the tester's ceiling (within the resolution).
     pub tester_bound: bool,
     /// Latency trials at 10%, 50%, 90% of the zero-loss rate.
@@ -244,7 +256,17 @@ fn start_dut(sys: System, t: &Tester, o: &RfcOpts, secs: f64) -> Result<Dut> {
     match sys {
         System::XskdIo | System::XskdMacswap => {
             let mode = if sys == System::XskdIo { "io" } else { "macswap" };
-            let cfg = xskd_config_idle(mode, o.fwd_cpu, o.burst, secs, t.macs[3], t.macs[0], &o.xskd_idle);
+            let cfg = RelayDut {
+                mode,
+                fwd: o.fwd_cpu,
+                burst: o.burst,
+                secs,
+                sink_mac: t.macs[3],
+                gen_mac: t.macs[0],
+                idle: &o.xskd_idle,
+                rx_ring: o.rx_ring,
+            }
+            .toml();
             let b = start_xskd_run(&o.xskd, &ns, o.main_cpu, &cfg, &o.dir, "rfc-xskd")?;
             Ok(Dut { proc: Some(b), _fwd: None })
         }
@@ -257,7 +279,7 @@ fn start_dut(sys: System, t: &Tester, o: &RfcOpts, secs: f64) -> Result<Dut> {
                 &["d0", "d1"],
                 mode,
                 o.burst,
-                &[],
+                &o.rx_ring.map(|n| vec![format!("--rxd={n}"), format!("--txd={n}")]).unwrap_or_default(),
                 &o.dir,
                 "rfc-testpmd",
                 || Ok(false),
@@ -338,6 +360,12 @@ fn shot(t: &Tester, o: &RfcOpts, size: Size, rate: Option<f64>, secs: f64) -> Re
         loss: crate::rfc2544::loss(sent, received + tester_drops),
         latency: v["rx"].get("latency").cloned(),
         latency_cdf: cdf,
+        tester_rx: match &v["rx"] {
+            serde_json::Value::Object(m) => {
+                serde_json::Value::Object(m.iter().filter(|(k, _)| !k.starts_with("latency")).map(|(k, x)| (k.clone(), x.clone())).collect())
+            }
+            _ => serde_json::Value::Null,
+        },
     })
 }
 
@@ -349,12 +377,15 @@ pub fn measure(sys: System, size: Size, o: &RfcOpts) -> Result<RfcResult> {
     let max_load = shot(&t, o, size, None, o.max_secs)?;
     let hi = max_load.offered_pps;
     let res = (hi * o.resolution).max(1000.0);
+    let mut offered = Vec::new();
     let search = zero_loss_search(hi * 0.05, hi, res, o.max_loss, o.trials, |rate| {
         let s = shot(&t, o, size, Some(rate), o.trial_secs)?;
+        offered.push(s.offered_pps);
         Ok((s.sent, s.received + s.tester_drops))
     })?;
+    let zero_loss_pps = achieved_at_best(&search, &offered);
     let best = search.best_pps.unwrap_or(0.0);
-    let tester_bound = best >= hi - 2.0 * res;
+    let tester_bound = zero_loss_pps.unwrap_or(0.0) >= hi - 2.0 * res;
     let mut latency = Vec::new();
     if best > 0.0 {
         for f in [0.1, 0.5, 0.9] {
@@ -362,7 +393,30 @@ pub fn measure(sys: System, size: Size, o: &RfcOpts) -> Result<RfcResult> {
         }
     }
     drop(dut);
-    Ok(RfcResult { system: sys, label: sys.label().to_string(), size, max_load, search, tester_bound, latency })
+    Ok(RfcResult {
+        system: sys,
+        label: sys.label().to_string(),
+        size,
+        max_load,
+        search,
+        zero_loss_pps,
+        tester_bound,
+        latency,
+    })
+}
+
+/// Median of the rates actually offered (`offered[i]` belongs to `search.steps[i]`) in the
+/// passing trials at the search's best rate.
+pub fn achieved_at_best(search: &SearchResult, offered: &[f64]) -> Option<f64> {
+    let best = search.best_pps?;
+    let v: Vec<f64> = search
+        .steps
+        .iter()
+        .zip(offered)
+        .filter(|(s, _)| s.pass && s.rate_pps == best)
+        .map(|(_, &o)| o)
+        .collect();
+    (!v.is_empty()).then(|| crate::sample::median(&v))
 }
 
 /// Whether everything this tier runs is installed.
@@ -412,4 +466,36 @@ pub fn ladder(sys: System, size: Size, rate: f64, n: usize, o: &RfcOpts) -> Resu
     }
     drop(dut);
     Ok(LadderPoint { system: sys, size, rate_pps: rate, shots })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rfc2544::{zero_loss_search, Trials};
+
+    /// A DUT that forwards everything, on a path that makes the tester's TX wait above
+    /// 600 kpps (as a full veth ring does): the zero-loss rate is what was offered, not asked.
+    #[test]
+    fn zero_loss_rate_is_what_the_tester_offered() {
+        let mut offered = Vec::new();
+        let s = zero_loss_search(50_000.0, 1_000_000.0, 10_000.0, 1e-4, Trials::at_least(2, 3), |rate| {
+            let achieved = rate.min(600_000.0);
+            offered.push(achieved);
+            // Loss above 700 kpps asked (a fixed fraction of what was sent).
+            let sent = achieved as u64;
+            Ok((sent, if rate > 700_000.0 { sent - sent / 100 } else { sent }))
+        })
+        .unwrap();
+        let best = s.best_pps.unwrap();
+        assert!(best > 690_000.0 && best <= 700_000.0, "{best}");
+        assert_eq!(achieved_at_best(&s, &offered), Some(600_000.0));
+        // No passing rate: none.
+        let mut offered = Vec::new();
+        let s = zero_loss_search(50_000.0, 100_000.0, 10_000.0, 1e-4, Trials::all(1), |rate| {
+            offered.push(rate);
+            Ok((1000, 0))
+        })
+        .unwrap();
+        assert_eq!(achieved_at_best(&s, &offered), None);
+    }
 }

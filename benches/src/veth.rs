@@ -123,44 +123,64 @@ pub fn udp4_frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
 /// The xskd config for the veth tier: d0 and d1 claimed entirely, relay between them on
 /// `fwd` lcore.
 pub fn xskd_config(mode: &str, fwd: usize, burst: u32, secs: f64, sink_mac: [u8; 6], gen_mac: [u8; 6]) -> String {
-    xskd_config_idle(mode, fwd, burst, secs, sink_mac, gen_mac, "spin")
+    RelayDut { mode, fwd, burst, secs, sink_mac, gen_mac, idle: "spin", rx_ring: None }.toml()
 }
 
-/// [`xskd_config`] with the lcore's idle mode (`spin`, `poll`, `busy-poll`).
-pub fn xskd_config_idle(
-    mode: &str,
-    fwd: usize,
-    burst: u32,
-    secs: f64,
-    sink_mac: [u8; 6],
-    gen_mac: [u8; 6],
-    idle: &str,
-) -> String {
-    let dst = |m: [u8; 6]| {
-        if mode == "mac" {
-            format!(", dst_mac = \"{}\"", format_mac(&m))
-        } else {
-            String::new()
-        }
-    };
-    format!(
+/// An xskd relay DUT between d0 and d1 on one lcore, as a config.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayDut<'a> {
+    /// Relay mode (`io`, `mac`, `macswap`).
+    pub mode: &'a str,
+    /// The forwarding lcore's CPU.
+    pub fwd: usize,
+    /// Burst.
+    pub burst: u32,
+    /// Run time.
+    pub secs: f64,
+    /// Destination MAC towards the sink (`mac` mode).
+    pub sink_mac: [u8; 6],
+    /// Destination MAC towards the generator (`mac` mode).
+    pub gen_mac: [u8; 6],
+    /// Lcore idle mode (`spin`, `poll`, `busy-poll`).
+    pub idle: &'a str,
+    /// RX ring size of both ports (None: the default, 2048). The fill ring gets twice as many
+    /// slots and the UMEM enough frames to prime both ports' fill rings.
+    pub rx_ring: Option<u32>,
+}
+
+impl RelayDut<'_> {
+    /// The `xskd run` config.
+    pub fn toml(&self) -> String {
+        let RelayDut { mode, fwd, burst, secs, sink_mac, gen_mac, idle, rx_ring } = *self;
+        let dst = |m: [u8; 6]| {
+            if mode == "mac" {
+                format!(", dst_mac = \"{}\"", format_mac(&m))
+            } else {
+                String::new()
+            }
+        };
+        let (frames, rings) = match rx_ring {
+            Some(n) => ((8 * n).max(16384), format!("rx_ring = {n}\nfill_ring = {}\n", 2 * n)),
+            None => (16384, String::new()),
+        };
+        format!(
         r#"[engine]
 burst = {burst}
 idle = "{idle}"
 duration_secs = {secs:.1}
 [umem]
-frames = 16384
+frames = {frames}
 frame_size = 2048
 hugepages = "2M"
 [[port]]
 name = "d0"
 xdp_mode = "native"
 claim = "all"
-[[port]]
+{rings}[[port]]
 name = "d1"
 xdp_mode = "native"
 claim = "all"
-[[queue]]
+{rings}[[queue]]
 port = "d0"
 lcore = {fwd}
 app = "relay"
@@ -171,9 +191,10 @@ lcore = {fwd}
 app = "relay"
 params = {{ mode = "{mode}", peer = "d0"{dg} }}
 "#,
-        ds = dst(sink_mac),
-        dg = dst(gen_mac),
-    )
+            ds = dst(sink_mac),
+            dg = dst(gen_mac),
+        )
+    }
 }
 
 /// Owned copies of `v`.

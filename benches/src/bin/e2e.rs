@@ -49,6 +49,9 @@ enum Bench {
         /// Burst size (both systems).
         #[arg(long, default_value_t = 64)]
         burst: u32,
+        /// Write the generated section of this Markdown file.
+        #[arg(long)]
+        write_md: Option<PathBuf>,
     },
     /// veth, copy mode: relay io between d0 and d1 vs dpdk-testpmd's AF_XDP PMD, live-frames
     /// generator on CPU 0, DUT forwarding core on CPU 1, XDP sink counting on s0.
@@ -69,6 +72,9 @@ enum Bench {
         /// sending from d1 into the sink.
         #[arg(long)]
         tx_ceiling: bool,
+        /// Write the generated section of this Markdown file.
+        #[arg(long)]
+        write_md: Option<PathBuf>,
     },
     /// Everything, writing the generated sections of BENCHMARKS.md and the plots: tier1, tier2
     /// (with syscall counts and TX ceilings), gens, rfc.
@@ -112,6 +118,9 @@ enum Bench {
         /// Idle mode of the xskd DUT.
         #[arg(long, default_value = "busy-poll")]
         xskd_idle: String,
+        /// RX ring size of the AF_XDP DUTs (xskd `rx_ring`, testpmd `--rxd`); default: theirs.
+        #[arg(long)]
+        rx_ring: Option<u32>,
     },
     Rfc {
         /// Systems: xskd-io, xskd-macswap, testpmd-io, testpmd-macswap, kernel, xdp.
@@ -144,7 +153,16 @@ enum Bench {
         /// … of which at least this many must lose ≤ 0.01% for the rate to pass.
         #[arg(long, default_value_t = 2)]
         need: usize,
+        /// RX ring size of the AF_XDP DUTs (xskd `rx_ring` with a fill ring twice that,
+        /// testpmd `--rxd`/`--txd`); default: each system's own, 2048.
+        #[arg(long)]
+        rx_ring: Option<u32>,
     },
+}
+
+/// The command line that is running, as a user would type it (for the tables' "Command:").
+fn invoked() -> String {
+    format!("cargo run --release -p benches --bin e2e -- {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "))
 }
 
 fn workspace_root() -> PathBuf {
@@ -272,9 +290,10 @@ fn tier1(cli: &Cli, burst: u32) -> Result<String> {
     std::fs::create_dir_all(&cli.out)?;
     std::fs::write(cli.out.join("tier1.json"), serde_json::to_string_pretty(&json!({ "tier1": raw }))?)?;
     let mut t = format!(
-        "Command: `cargo run --release -p benches --bin e2e -- --secs {} --reps {} tier1`. Median (min–max) of {} \
-         repetitions, xskd and testpmd alternating.\n\n",
-        cli.secs, cli.reps, cli.reps
+        "Command: `{}`. Median (min–max) of {} repetitions of {} s, xskd and testpmd alternating.\n\n",
+        invoked(),
+        cli.reps,
+        cli.secs
     );
     t += "| relay mode | frame | burst | cores | xskd Mpps (both ports) | dpdk-testpmd Mpps | ratio |\n|---|---|---|---|---|---|---|\n";
     for r in rows {
@@ -408,14 +427,16 @@ fn tier2(cli: &Cli, burst: u32, sizes: &[usize], modes: &[String], syscalls: boo
     std::fs::create_dir_all(&cli.out)?;
     std::fs::write(cli.out.join("tier2.json"), serde_json::to_string_pretty(&json!({ "tier2": raw }))?)?;
     let mut t = format!(
-        "Command: `cargo run --release -p benches --bin e2e -- --secs {} --reps {} tier2 --syscalls --tx-ceiling`. \
+        "Command: `{}`. \
          Topology gen [g0] ⇄ [d0] dut [d1] ⇄ [s0] sink, copy mode (veth has no zero-copy); generator: in-kernel \
          live frames on g0 pinned to CPU 0 (d0's receive runs there too); DUT forwarding core CPU 1 (its TX into d1 \
          runs s0's XDP counting sink on the same core); forwarded rate counted by the sink, per second, median of the \
          steady seconds; median (min–max) of {} repetitions, xskd and testpmd alternating. Loss is at maximum offered \
          load (the generator offers ~6–9 Mpps). Syscalls per packet: `perf stat -e raw_syscalls:sys_enter,syscalls:sys_enter_sendto` \
-         on the DUT process over the traffic window, divided by the frames the sink counted.\n\n",
-        cli.secs, cli.reps, cli.reps
+         on the DUT process over the traffic window, divided by the frames the sink counted; trials of {} s.\n\n",
+        invoked(),
+        cli.reps,
+        cli.secs
     );
     t += "| relay mode | frame | burst | cores | offered Mpps | xskd Mpps (loss) | dpdk-testpmd Mpps (loss) | ratio | xskd syscalls / sendto per pkt | testpmd syscalls / sendto per pkt |\n|---|---|---|---|---|---|---|---|---|---|\n";
     for r in rows {
@@ -446,7 +467,7 @@ fn all(cli: &Cli, md: &Path) -> Result<()> {
         .map(|s| s.to_string())
         .collect();
     let sizes: Vec<String> = ["60", "508", "1514", "imix"].iter().map(|s| s.to_string()).collect();
-    rfc(cli, &systems, &sizes, 2.0, 64, Some(md), "busy-poll", benches::rfc2544::Trials::at_least(2, 3))
+    rfc(cli, &systems, &sizes, 2.0, 64, Some(md), "busy-poll", benches::rfc2544::Trials::at_least(2, 3), None)
 }
 
 fn gens(cli: &Cli, sizes: &[usize], md: Option<&Path>) -> Result<()> {
@@ -456,14 +477,15 @@ fn gens(cli: &Cli, sizes: &[usize], md: Option<&Path>) -> Result<()> {
     }
     set_xskd_binary(xskd_binary(cli)?);
     let kinds = [GenKind::Trafgen, GenKind::Sendmmsg, GenKind::XskdXsk, GenKind::XskdLive];
-    let mut t = String::from(
-        "Command: `cargo run --release -p benches --bin e2e -- --reps 3 gens --write-md BENCHMARKS.md`. \
+    let mut t = format!(
+        "Command: `{}`. \
          One veth pair (g0 → d0), generator pinned to CPU 0, d0's receive in softirq on the same core (the veth \
          default), an XDP program on d0 counting and dropping. Each generator sends an exact count; the rate is \
          d0's kernel `rx_packets` over the receiver's active window; \"claimed vs kernel\" is the largest relative \
          difference over the repetitions between what the generator says it sent and d0's `rx_packets` \
          (limit 0.1%). Median (min–max) of the repetitions.\n\n\
          | generator | frame | Mpps (kernel count) | vs trafgen | claimed vs kernel |\n|---|---|---|---|---|\n",
+        invoked()
     );
     let mut raw = Vec::new();
     for &len in sizes {
@@ -533,6 +555,7 @@ fn tester_setup(
     burst: u32,
     xskd_idle: &str,
     trials: benches::rfc2544::Trials,
+    rx_ring: Option<u32>,
 ) -> Result<(Vec<benches::rfc::System>, benches::rfc::RfcOpts)> {
     use benches::rfc::System;
     let systems: Vec<System> = systems
@@ -557,12 +580,14 @@ fn tester_setup(
         main_cpu: 0,
         burst,
         xskd_idle: xskd_idle.to_string(),
+        rx_ring,
         xskd: xskd_binary(cli)?,
         dir: tempdir()?,
     };
     Ok((systems, o))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn ladder(
     cli: &Cli,
     systems: &[String],
@@ -571,10 +596,11 @@ fn ladder(
     trials: usize,
     trial_secs: f64,
     xskd_idle: &str,
+    rx_ring: Option<u32>,
 ) -> Result<()> {
     use benches::rfc::ladder;
     let size = parse_size(size)?;
-    let (systems, o) = tester_setup(cli, systems, trial_secs, 64, xskd_idle, benches::rfc2544::Trials::all(1))?;
+    let (systems, o) = tester_setup(cli, systems, trial_secs, 64, xskd_idle, benches::rfc2544::Trials::all(1), rx_ring)?;
     let dir = o.dir.clone();
     let mut points = Vec::new();
     for &r in rates_mpps {
@@ -625,10 +651,11 @@ fn rfc(
     md: Option<&Path>,
     xskd_idle: &str,
     trials: benches::rfc2544::Trials,
+    rx_ring: Option<u32>,
 ) -> Result<()> {
     use benches::rfc::{measure, RfcResult, Size};
     let sizes: Vec<Size> = sizes.iter().map(|s| parse_size(s)).collect::<Result<_>>()?;
-    let (systems, o) = tester_setup(cli, systems, trial_secs, burst, xskd_idle, trials)?;
+    let (systems, o) = tester_setup(cli, systems, trial_secs, burst, xskd_idle, trials, rx_ring)?;
     let dir = o.dir.clone();
     // results[system][size] = reps
     let mut all: Vec<Vec<Vec<RfcResult>>> = vec![vec![Vec::new(); sizes.len()]; systems.len()];
@@ -640,7 +667,7 @@ fn rfc(
                     "rfc rep {rep} {} {}: zero-loss {:.3} Mpps{} | max load: offered {:.3} fwd {:.3} Mpps loss {:.2}%",
                     sys.label(),
                     size.label(),
-                    r.search.best_pps.unwrap_or(0.0) / 1e6,
+                    r.zero_loss_pps.unwrap_or(0.0) / 1e6,
                     if r.tester_bound { " (tester-bound)" } else { "" },
                     r.max_load.offered_pps / 1e6,
                     r.max_load.fwd_pps / 1e6,
@@ -669,7 +696,7 @@ fn rfc(
                     .iter()
                     .enumerate()
                     .map(|(zi, z)| {
-                        let v: Vec<f64> = all[si][zi].iter().map(|r| r.search.best_pps.unwrap_or(0.0) / 1e6).collect();
+                        let v: Vec<f64> = all[si][zi].iter().map(|r| r.zero_loss_pps.unwrap_or(0.0) / 1e6).collect();
                         (z.wire_bytes(), Summary::of(&v).median)
                     })
                     .collect();
@@ -714,18 +741,23 @@ fn rfc_table(
 ) -> String {
     let mut t = String::new();
     t += &format!(
-        "Command: `cargo run --release -p benches --bin e2e -- {}`. \
+        "Command: `{}`. \
          Tester: `xskd pktgen` (AF_XDP copy mode) on CPU {} sending on g0 and receiving on s0; the harness and everything it \
          starts are pinned to that CPU too, so the DUT's CPU runs only the DUT; DUT forwarding on CPU {}; \
-         burst {}; xskd with `idle = \"{}\"`; search trials of {} s, a rate passes when {} of {} trials lose ≤ {}%, \
-         resolution {}% of the tester's maximum; \
+         burst {}; xskd with `idle = \"{}\"`; AF_XDP DUTs' RX rings: {}; search trials of {} s, a rate passes when {} of {} trials lose ≤ {}%, \
+         resolution {}% of the tester's maximum; the zero-loss rate is what the tester actually offered in the passing \
+         trials (on veth a DUT can make the tester's TX wait, so it can be below the rate asked for); \
          median (min–max) of {reps} repetitions. Latency is one-way g0 → s0 through the DUT (p50 / p99, µs) \
          at 10%, 50%, 90% of the zero-loss rate. \"tester-bound\": the DUT forwarded everything the tester could send.\n\n",
-        std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        invoked(),
         o.tester_cpu,
         o.fwd_cpu,
         o.burst,
         o.xskd_idle,
+        match o.rx_ring {
+            Some(n) => format!("{n} slots (xskd `rx_ring = {n}`, fill ring {}; testpmd `--rxd={n}`)", 2 * n),
+            None => "each system's default, 2048 slots".to_string(),
+        },
         o.trial_secs,
         o.trials.need,
         o.trials.of,
@@ -743,13 +775,13 @@ fn rfc_table(
                 _ => tp_io,
             };
             let v = &all[si][zi];
-            let zl: Vec<f64> = v.iter().map(|r| r.search.best_pps.unwrap_or(0.0) / 1e6).collect();
+            let zl: Vec<f64> = v.iter().map(|r| r.zero_loss_pps.unwrap_or(0.0) / 1e6).collect();
             let bound = v.iter().filter(|r| r.tester_bound).count();
             let ratio = tp.map_or("–".to_string(), |ti| {
                 let r: Vec<f64> = v
                     .iter()
                     .zip(&all[ti][zi])
-                    .map(|(a, b)| a.search.best_pps.unwrap_or(0.0) / b.search.best_pps.unwrap_or(f64::NAN))
+                    .map(|(a, b)| a.zero_loss_pps.unwrap_or(0.0) / b.zero_loss_pps.unwrap_or(f64::NAN))
                     .collect();
                 format!("{:.2}×", Summary::of(&r).median)
             });
@@ -804,18 +836,28 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     benches::run::ensure_packages(PACKAGES).context("installing the peers")?;
     match cli.bench {
-        Bench::Tier1 { burst } => tier1(&cli, burst).map(|_| ()),
+        Bench::Tier1 { burst, ref write_md } => {
+            let t = tier1(&cli, burst)?;
+            match write_md {
+                Some(md) => benches::report::update_section(md, "tier1", &t),
+                None => Ok(()),
+            }
+        }
         Bench::All { ref write_md } => all(&cli, write_md),
         Bench::Gens { ref sizes, ref write_md } => gens(&cli, sizes, write_md.as_deref()),
-        Bench::Rfc { ref systems, ref sizes, trial_secs, burst, ref write_md, ref xskd_idle, trials, need } => {
+        Bench::Rfc { ref systems, ref sizes, trial_secs, burst, ref write_md, ref xskd_idle, trials, need, rx_ring } => {
             let trials = benches::rfc2544::Trials::at_least(need, trials);
-            rfc(&cli, systems, sizes, trial_secs, burst, write_md.as_deref(), xskd_idle, trials)
+            rfc(&cli, systems, sizes, trial_secs, burst, write_md.as_deref(), xskd_idle, trials, rx_ring)
         }
-        Bench::Ladder { ref systems, ref size, ref rates_mpps, trials, trial_secs, ref xskd_idle } => {
-            ladder(&cli, systems, size, rates_mpps, trials, trial_secs, xskd_idle)
+        Bench::Ladder { ref systems, ref size, ref rates_mpps, trials, trial_secs, ref xskd_idle, rx_ring } => {
+            ladder(&cli, systems, size, rates_mpps, trials, trial_secs, xskd_idle, rx_ring)
         }
-        Bench::Tier2 { burst, ref sizes, ref modes, syscalls, tx_ceiling } => {
-            tier2(&cli, burst, sizes, modes, syscalls, tx_ceiling).map(|_| ())
+        Bench::Tier2 { burst, ref sizes, ref modes, syscalls, tx_ceiling, ref write_md } => {
+            let t = tier2(&cli, burst, sizes, modes, syscalls, tx_ceiling)?;
+            match write_md {
+                Some(md) => benches::report::update_section(md, "tier2", &t),
+                None => Ok(()),
+            }
         }
     }
 }
