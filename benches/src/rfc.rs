@@ -361,9 +361,9 @@ fn shot(t: &Tester, o: &RfcOpts, size: Size, rate: Option<f64>, secs: f64) -> Re
         latency: v["rx"].get("latency").cloned(),
         latency_cdf: cdf,
         tester_rx: match &v["rx"] {
-            serde_json::Value::Object(m) => {
-                serde_json::Value::Object(m.iter().filter(|(k, _)| !k.starts_with("latency")).map(|(k, x)| (k.clone(), x.clone())).collect())
-            }
+            serde_json::Value::Object(m) => serde_json::Value::Object(
+                m.iter().filter(|(k, _)| !k.starts_with("latency")).map(|(k, x)| (k.clone(), x.clone())).collect(),
+            ),
             _ => serde_json::Value::Null,
         },
     })
@@ -409,13 +409,8 @@ pub fn measure(sys: System, size: Size, o: &RfcOpts) -> Result<RfcResult> {
 /// passing trials at the search's best rate.
 pub fn achieved_at_best(search: &SearchResult, offered: &[f64]) -> Option<f64> {
     let best = search.best_pps?;
-    let v: Vec<f64> = search
-        .steps
-        .iter()
-        .zip(offered)
-        .filter(|(s, _)| s.pass && s.rate_pps == best)
-        .map(|(_, &o)| o)
-        .collect();
+    let v: Vec<f64> =
+        search.steps.iter().zip(offered).filter(|(s, _)| s.pass && s.rate_pps == best).map(|(_, &o)| o).collect();
     (!v.is_empty()).then(|| crate::sample::median(&v))
 }
 

@@ -164,7 +164,7 @@ impl RelayDut<'_> {
             None => (16384, String::new()),
         };
         format!(
-        r#"[engine]
+            r#"[engine]
 burst = {burst}
 idle = "{idle}"
 duration_secs = {secs:.1}
