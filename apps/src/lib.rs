@@ -10,7 +10,6 @@
 //! * [`udpflow`]: kernel UDP sender/receiver with per-byte checking (demo and tests).
 //! * [`params`]: typed access to app parameter tables.
 #![recursion_limit = "256"]
-#![forbid(unsafe_code)]
 
 pub mod daemon;
 pub mod demo;

@@ -11,7 +11,6 @@
 //! * [`validate`](mod@validate): checks and the [`Plan`].
 //! * [`env`]: what validation asks the machine ([`Environment`], [`SystemEnv`]).
 //! * [`overrides`]: CLI flags over TOML keys.
-#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! This module owns the byte layout of every protocol header the engine reads or writes:
 //! Ethernet II with an optional single 802.1Q tag, ARP (Ethernet/IPv4), IPv4, the IPv6 fixed
 //! header, UDP, TCP (with its options), ICMPv4, and the internet checksum. It never allocates,
-//! never reads a clock and contains no `unsafe`; everything in it would build under `#![no_std]`
+//! never reads a clock and never touches raw memory; everything in it would build under `#![no_std]`
 //! (it uses `core` only).
 //!
 //! # Two levels
