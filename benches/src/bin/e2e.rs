@@ -93,9 +93,6 @@ enum Bench {
         #[arg(long)]
         write_md: Option<PathBuf>,
     },
-    /// RFC 2544-style: zero-loss throughput (binary search), forwarded rate at maximum offered
-    /// load and latency at 10/50/90% of the zero-loss rate, for xskd, testpmd, the kernel and
-    /// XDP, with xskd pktgen as the tester.
     /// Loss ladder: at each fixed offered rate, many trials per system (systems alternate), and
     /// the fraction of trials that lost ≤ 0.01%. Complements `rfc` on a host whose rare stalls
     /// decide single trials.
@@ -115,13 +112,12 @@ enum Bench {
         /// Seconds per trial.
         #[arg(long, default_value_t = 2.0)]
         trial_secs: f64,
-        /// Idle mode of the xskd DUT.
-        #[arg(long, default_value = "busy-poll")]
-        xskd_idle: String,
-        /// RX ring size of the AF_XDP DUTs (xskd `rx_ring`, testpmd `--rxd`); default: theirs.
-        #[arg(long)]
-        rx_ring: Option<u32>,
+        #[command(flatten)]
+        dut: DutArgs,
     },
+    /// RFC 2544-style: zero-loss throughput (binary search), forwarded rate at maximum offered
+    /// load and latency at 10/50/90% of the zero-loss rate, for xskd, testpmd, the kernel and
+    /// XDP, with xskd pktgen as the tester.
     Rfc {
         /// Systems: xskd-io, xskd-macswap, testpmd-io, testpmd-macswap, kernel, xdp.
         #[arg(
@@ -142,22 +138,34 @@ enum Bench {
         /// Write plots and the generated sections of this Markdown file.
         #[arg(long)]
         write_md: Option<PathBuf>,
-        /// Idle mode of the xskd DUT (spin, poll, busy-poll). busy-poll (a recvfrom before each
-        /// RX burst, with SO_PREFER_BUSY_POLL/SO_BUSY_POLL 20 µs/budget = burst on the ports) is
-        /// close to what testpmd's AF_XDP driver does by default.
-        #[arg(long, default_value = "busy-poll")]
-        xskd_idle: String,
+        #[command(flatten)]
+        dut: DutArgs,
         /// Trials per offered rate in the zero-loss search …
         #[arg(long, default_value_t = 3)]
         trials: usize,
         /// … of which at least this many must lose ≤ 0.01% for the rate to pass.
         #[arg(long, default_value_t = 2)]
         need: usize,
-        /// RX ring size of the AF_XDP DUTs (xskd `rx_ring` with a fill ring twice that,
-        /// testpmd `--rxd`/`--txd`); default: each system's own, 2048.
-        #[arg(long)]
-        rx_ring: Option<u32>,
     },
+}
+
+/// How the rfc and ladder tiers configure the AF_XDP devices under test.
+#[derive(clap::Args, Debug, Clone)]
+struct DutArgs {
+    /// Idle mode of the xskd DUT (spin, poll, busy-poll). busy-poll (a recvfrom before each
+    /// RX burst, with SO_PREFER_BUSY_POLL/SO_BUSY_POLL 20 µs/budget = burst on the ports) is
+    /// close to what testpmd's AF_XDP driver does by default.
+    #[arg(long, default_value = "busy-poll")]
+    xskd_idle: String,
+    /// RX ring size of the AF_XDP DUTs (xskd `rx_ring` with a fill ring twice that,
+    /// testpmd `--rxd`/`--txd`); default: each system's own, 2048.
+    #[arg(long)]
+    rx_ring: Option<u32>,
+}
+
+/// Writes `text` as the generated section `name` of `md`, when a file was given.
+fn write_section(md: Option<&Path>, name: &str, text: &str) -> Result<()> {
+    md.map_or(Ok(()), |md| benches::report::update_section(md, name, text))
 }
 
 /// The command line that is running, as a user would type it (for the tables' "Command:").
@@ -469,7 +477,8 @@ fn all(cli: &Cli, md: &Path) -> Result<()> {
     let sizes: Vec<String> = ["60", "508", "1514", "imix"].iter().map(|s| s.to_string()).collect();
     // 8192-slot RX rings for the AF_XDP DUTs: with 2048 the zero-loss rate on a shared VM is set by
     // how long the vCPU is taken away (BENCHMARKS.md, "What decides zero loss on this VM").
-    rfc(cli, &systems, &sizes, 2.0, 64, Some(md), "busy-poll", benches::rfc2544::Trials::at_least(2, 3), Some(8192))
+    let dut = DutArgs { xskd_idle: "busy-poll".to_string(), rx_ring: Some(8192) };
+    rfc(cli, &systems, &sizes, 2.0, 64, Some(md), &dut, benches::rfc2544::Trials::at_least(2, 3))
 }
 
 fn gens(cli: &Cli, sizes: &[usize], md: Option<&Path>) -> Result<()> {
@@ -533,9 +542,7 @@ fn gens(cli: &Cli, sizes: &[usize], md: Option<&Path>) -> Result<()> {
     std::fs::create_dir_all(&cli.out)?;
     std::fs::write(cli.out.join("gens.json"), serde_json::to_string_pretty(&raw)?)?;
     println!("{t}");
-    if let Some(md) = md {
-        benches::report::update_section(md, "gens", &t)?;
-    }
+    write_section(md, "gens", &t)?;
     Ok(())
 }
 
@@ -555,9 +562,8 @@ fn tester_setup(
     systems: &[String],
     trial_secs: f64,
     burst: u32,
-    xskd_idle: &str,
+    dut: &DutArgs,
     trials: benches::rfc2544::Trials,
-    rx_ring: Option<u32>,
 ) -> Result<(Vec<benches::rfc::System>, benches::rfc::RfcOpts)> {
     use benches::rfc::System;
     let systems: Vec<System> = systems
@@ -581,15 +587,14 @@ fn tester_setup(
         fwd_cpu: 1,
         main_cpu: 0,
         burst,
-        xskd_idle: xskd_idle.to_string(),
-        rx_ring,
+        xskd_idle: dut.xskd_idle.clone(),
+        rx_ring: dut.rx_ring,
         xskd: xskd_binary(cli)?,
         dir: tempdir()?,
     };
     Ok((systems, o))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn ladder(
     cli: &Cli,
     systems: &[String],
@@ -597,13 +602,11 @@ fn ladder(
     rates_mpps: &[f64],
     trials: usize,
     trial_secs: f64,
-    xskd_idle: &str,
-    rx_ring: Option<u32>,
+    dut: &DutArgs,
 ) -> Result<()> {
     use benches::rfc::ladder;
     let size = parse_size(size)?;
-    let (systems, o) =
-        tester_setup(cli, systems, trial_secs, 64, xskd_idle, benches::rfc2544::Trials::all(1), rx_ring)?;
+    let (systems, o) = tester_setup(cli, systems, trial_secs, 64, dut, benches::rfc2544::Trials::all(1))?;
     let dir = o.dir.clone();
     let mut points = Vec::new();
     for &r in rates_mpps {
@@ -652,13 +655,12 @@ fn rfc(
     trial_secs: f64,
     burst: u32,
     md: Option<&Path>,
-    xskd_idle: &str,
+    dut: &DutArgs,
     trials: benches::rfc2544::Trials,
-    rx_ring: Option<u32>,
 ) -> Result<()> {
     use benches::rfc::{measure, RfcResult, Size};
     let sizes: Vec<Size> = sizes.iter().map(|s| parse_size(s)).collect::<Result<_>>()?;
-    let (systems, o) = tester_setup(cli, systems, trial_secs, burst, xskd_idle, trials, rx_ring)?;
+    let (systems, o) = tester_setup(cli, systems, trial_secs, burst, dut, trials)?;
     let dir = o.dir.clone();
     // results[system][size] = reps
     let mut all: Vec<Vec<Vec<RfcResult>>> = vec![vec![Vec::new(); sizes.len()]; systems.len()];
@@ -842,38 +844,18 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     benches::run::ensure_packages(PACKAGES).context("installing the peers")?;
     match cli.bench {
-        Bench::Tier1 { burst, ref write_md } => {
-            let t = tier1(&cli, burst)?;
-            match write_md {
-                Some(md) => benches::report::update_section(md, "tier1", &t),
-                None => Ok(()),
-            }
-        }
+        Bench::Tier1 { burst, ref write_md } => write_section(write_md.as_deref(), "tier1", &tier1(&cli, burst)?),
         Bench::All { ref write_md } => all(&cli, write_md),
         Bench::Gens { ref sizes, ref write_md } => gens(&cli, sizes, write_md.as_deref()),
-        Bench::Rfc {
-            ref systems,
-            ref sizes,
-            trial_secs,
-            burst,
-            ref write_md,
-            ref xskd_idle,
-            trials,
-            need,
-            rx_ring,
-        } => {
+        Bench::Rfc { ref systems, ref sizes, trial_secs, burst, ref write_md, ref dut, trials, need } => {
             let trials = benches::rfc2544::Trials::at_least(need, trials);
-            rfc(&cli, systems, sizes, trial_secs, burst, write_md.as_deref(), xskd_idle, trials, rx_ring)
+            rfc(&cli, systems, sizes, trial_secs, burst, write_md.as_deref(), dut, trials)
         }
-        Bench::Ladder { ref systems, ref size, ref rates_mpps, trials, trial_secs, ref xskd_idle, rx_ring } => {
-            ladder(&cli, systems, size, rates_mpps, trials, trial_secs, xskd_idle, rx_ring)
+        Bench::Ladder { ref systems, ref size, ref rates_mpps, trials, trial_secs, ref dut } => {
+            ladder(&cli, systems, size, rates_mpps, trials, trial_secs, dut)
         }
         Bench::Tier2 { burst, ref sizes, ref modes, syscalls, tx_ceiling, ref write_md } => {
-            let t = tier2(&cli, burst, sizes, modes, syscalls, tx_ceiling)?;
-            match write_md {
-                Some(md) => benches::report::update_section(md, "tier2", &t),
-                None => Ok(()),
-            }
+            write_section(write_md.as_deref(), "tier2", &tier2(&cli, burst, sizes, modes, syscalls, tx_ceiling)?)
         }
     }
 }
