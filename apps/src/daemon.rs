@@ -7,8 +7,9 @@
 //!    when `xdp_mode = "auto"`), with the port's claim rules;
 //! 3. per lcore: open each (port, queue) socket on the shared UMEM (fill ring primed from that
 //!    lcore's cache) and register it in the port's XSKMAP;
-//! 4. resolve every app's TX targets (same lcore: direct; other lcore: an SPSC handoff ring)
-//!    and build the apps;
+//! 4. resolve every app's TX targets (same lcore: direct; other lcore: an SPSC handoff ring),
+//!    build one shard per (app instance, lcore) owning the instance's queues there, and connect
+//!    the shards of instances whose shards hand frames to each other;
 //! 5. run one pinned thread per lcore; the calling thread prints one line per lcore per
 //!    `stats_interval` and watches for the stop flag (SIGINT/SIGTERM) or the duration;
 //! 6. on stop: detach the XDP programs first (no new frames reach the sockets), then let the
@@ -19,13 +20,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
-use config::{Plan, PortPlanKind};
-use engine::{IdleMode, LcoreBuilder, LcoreOptions, LcoreSnapshot, TxPort};
+use anyhow::{anyhow, bail, Context, Result};
+use config::PortPlanKind;
+use engine::{AppSlot, IdleMode, LcoreBuilder, LcoreOptions, LcoreSnapshot, PortId, Shard, TxPort};
 use nic::xdp::{AttachedMode, XdpProgStats, XdpProgram};
 use nic::{AnyPort, Backing, NullPort, PageSize, PoolCache, Region, RingPort, Umem, UmemConfig, XskConfig};
 
-use crate::registry::{self, AnyApp, BuildCtx};
+use crate::registry::{AnyApp, AppHandle, BuildCtx, Plan, QueueInfo};
 use crate::report;
 
 /// How to run.
@@ -37,20 +38,24 @@ pub struct RunOptions {
     pub print_lines: bool,
     /// Called once every socket is bound and registered (tests and the demo wait for it).
     pub on_ready: Option<crossbeam_channel::Sender<()>>,
-    /// Receives the result handles of the pktgen instances once they are built (before the
-    /// lcores start), so a caller can show live statistics and read the final report.
-    pub on_pktgen: Option<crossbeam_channel::Sender<Vec<PktgenEntry>>>,
+    /// Receives the handles of the app shards that offer one, once they are built (before the
+    /// lcores start), so a caller can show live statistics and read final reports.
+    pub on_apps: Option<crossbeam_channel::Sender<Vec<AppEntry>>>,
 }
 
-/// A pktgen instance of a run: where it is bound and its result handle.
+/// An app shard of a run that offers a handle.
 #[derive(Debug, Clone)]
-pub struct PktgenEntry {
-    /// Port name.
-    pub port: String,
-    /// Queue id.
-    pub queue: u32,
-    /// Results (live, final once the run returns).
-    pub handle: crate::pktgen::PktgenHandle,
+pub struct AppEntry {
+    /// Instance name.
+    pub name: String,
+    /// Shard index.
+    pub shard: usize,
+    /// CPU of its lcore.
+    pub cpu: usize,
+    /// Names of the ports of its queues.
+    pub ports: Vec<String>,
+    /// The handle (live, final once the run returns).
+    pub handle: AppHandle,
 }
 
 /// What one port ended up as.
@@ -169,35 +174,26 @@ fn null_mac(i: usize) -> [u8; 6] {
     [0x02, 0, 0, 0, 0, i as u8]
 }
 
-fn run_with_programs<'u>(
+/// Where each bound (port, queue) lives: per lcore (index into `plan.lcores`), per port
+/// index, the (queue id, TX target) pairs it polls.
+type Local = Vec<HashMap<usize, Vec<(u32, TxPort)>>>;
+
+/// Step 1: per lcore, a builder with its cache, and one socket (or null port) per queue, each
+/// registered in its port's XSKMAP.
+fn open_queues<'u>(
     plan: &Plan,
-    opts: &RunOptions,
     umem: &'u Umem,
     progs: &mut HashMap<usize, XdpProgram>,
-) -> Result<RunReport> {
-    let burst = plan.engine.burst as usize;
-    let macs: Vec<Option<[u8; 6]>> = plan
-        .ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| match &p.kind {
-            PortPlanKind::Xsk(x) => nic::sys::if_hwaddr(&x.iface).ok(),
-            PortPlanKind::Null { .. } => Some(null_mac(i)),
-        })
-        .collect();
-    let port_index: HashMap<&str, usize> = plan.ports.iter().enumerate().map(|(i, p)| (p.name.as_str(), i)).collect();
-
-    // 1. Open sockets per lcore and remember where each (port, queue) lives.
-    let mut builders: Vec<LcoreBuilder<'u, AnyApp>> = Vec::new();
+    bind_modes: &mut HashMap<usize, String>,
+) -> Result<(Vec<LcoreBuilder<'u, AnyApp>>, Local)> {
     // One clock for every lcore: instants (pktgen's TX timestamps) compare across lcores.
     let clock = engine::Clock::new();
-    // (lcore index, TX target) of each bound (port index, queue).
-    let mut local: Vec<HashMap<usize, Vec<(u32, TxPort)>>> = Vec::new();
-    let mut bind_modes: HashMap<usize, String> = HashMap::new();
+    let mut builders = Vec::new();
+    let mut local: Local = Vec::new();
     for lp in &plan.lcores {
         let mut o = LcoreOptions::new(format!("lcore{}", lp.cpu));
         o.cpu = Some(lp.cpu);
-        o.burst = burst;
+        o.burst = plan.engine.burst as usize;
         o.idle = idle_mode(plan.engine.idle);
         o.clock = Some(clock);
         let mut b = LcoreBuilder::new(o, PoolCache::new(umem, CACHE_SIZE));
@@ -242,67 +238,177 @@ fn run_with_programs<'u>(
                     AnyPort::Null(NullPort::new(*len as u32))
                 }
             };
-            let t = b.add_queue(name, any);
+            let t = b.add_queue(name, PortId(q.port as u16), any);
             map.entry(q.port).or_default().push((q.queue, t));
         }
         builders.push(b);
         local.push(map);
     }
+    Ok((builders, local))
+}
 
-    // 2. Handoff rings for TX ports bound only on other lcores.
-    // remote[(from lcore, port index)] = TxPort on `from`.
-    let mut remote: HashMap<(usize, usize), TxPort> = HashMap::new();
-    for (li, lp) in plan.lcores.iter().enumerate() {
-        for q in &lp.queues {
-            let own = &plan.ports[q.port].name;
-            for want in registry::tx_ports_wanted(&q.app, &q.params, own) {
-                let Some(&pi) = port_index.get(want.as_str()) else { continue };
+/// Ports app `a`'s shard on lcore `li` transmits on: those its parameters name, and its own.
+fn ports_used(plan: &Plan, a: usize, li: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = plan.app_queues(li, a).map(|q| q.port).collect();
+    for (_, name) in plan.apps[a].params.port_refs() {
+        if let Some(pi) = plan.port_index(&name) {
+            v.push(pi);
+        }
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Step 2: a TX handoff ring for every port an lcore's apps transmit on but it does not poll,
+/// to the lcore that polls it. Returns (lcore, port) → TX target on that lcore.
+fn connect_remote_ports(
+    plan: &Plan,
+    builders: &mut [LcoreBuilder<'_, AnyApp>],
+    local: &Local,
+) -> Result<HashMap<(usize, usize), TxPort>> {
+    let mut remote = HashMap::new();
+    for (ai, app) in plan.apps.iter().enumerate() {
+        for &li in &app.lcores {
+            for pi in ports_used(plan, ai, li) {
                 if local[li].contains_key(&pi) || remote.contains_key(&(li, pi)) {
                     continue;
                 }
                 let Some((lj, (_, t))) = local.iter().enumerate().find_map(|(j, m)| m.get(&pi).map(|v| (j, v[0])))
                 else {
-                    return Err(anyhow!(
-                        "queue {own}:{} wants to transmit on port {want}, which no lcore polls",
-                        q.queue
-                    ));
+                    bail!("app {} wants to transmit on port {}, which no lcore polls", app.name, plan.ports[pi].name);
                 };
                 let (p, c) = rtrb::RingBuffer::new(HANDOFF_SLOTS);
                 let rt = builders[li].add_remote(p);
                 builders[lj].add_inbound(c, t);
                 remote.insert((li, pi), rt);
-                tracing::info!(from = lp.cpu, to = plan.lcores[lj].cpu, port = %want, "handoff ring between lcores");
+                tracing::info!(
+                    from = plan.lcores[li].cpu,
+                    to = plan.lcores[lj].cpu,
+                    port = %plan.ports[pi].name,
+                    "TX handoff ring between lcores"
+                );
             }
         }
     }
+    Ok(remote)
+}
 
-    // 3. Apps.
-    let mut pktgens = Vec::new();
-    for (li, lp) in plan.lcores.iter().enumerate() {
-        for q in &lp.queues {
-            let own = plan.ports[q.port].name.clone();
-            let this =
-                local[li][&q.port].iter().find(|(qq, _)| *qq == q.queue).map(|(_, t)| *t).expect("queue was added");
+/// A built app shard: which instance, on which lcore, in which slot.
+struct Built {
+    app: usize,
+    lcore: usize,
+    slot: AppSlot,
+}
+
+/// Step 3: one shard per (app instance, lcore), owning the instance's queues there.
+fn build_shards(
+    plan: &Plan,
+    builders: &mut [LcoreBuilder<'_, AnyApp>],
+    local: &Local,
+    remote: &HashMap<(usize, usize), TxPort>,
+    macs: &[Option<[u8; 6]>],
+    entries: &mut Vec<AppEntry>,
+) -> Result<Vec<Built>> {
+    let mut built = Vec::new();
+    for (ai, app) in plan.apps.iter().enumerate() {
+        for (shard, &li) in app.lcores.iter().enumerate() {
+            let queues: Vec<QueueInfo> = plan
+                .app_queues(li, ai)
+                .map(|q| QueueInfo {
+                    port: PortId(q.port as u16),
+                    port_name: plan.ports[q.port].name.clone(),
+                    queue: q.queue,
+                    tx: local[li][&q.port].iter().find(|(qq, _)| *qq == q.queue).expect("queue was opened").1,
+                })
+                .collect();
             let resolve = |name: &str| -> Option<TxPort> {
-                let pi = *port_index.get(name)?;
+                let pi = plan.port_index(name)?;
                 if let Some(v) = local[li].get(&pi) {
-                    // Prefer the same queue id on the peer port (RSS symmetry), else the first.
-                    return Some(v.iter().find(|(qq, _)| *qq == q.queue).unwrap_or(&v[0]).1);
+                    // Prefer the shard's own queue id on that port (RSS symmetry), else the first.
+                    let own = queues.first().map(|q| q.queue);
+                    return Some(v.iter().find(|(qq, _)| Some(*qq) == own).unwrap_or(&v[0]).1);
                 }
                 remote.get(&(li, pi)).copied()
             };
-            let mac_of = |name: &str| -> Option<[u8; 6]> { port_index.get(name).and_then(|&i| macs[i]) };
-            let cx = BuildCtx { port: &own, this, resolve: &resolve, mac_of: &mac_of };
-            let app = registry::build(&q.app, &q.params, &cx)
-                .map_err(|e| anyhow!("queue {own}:{}: app {}: {e}", q.queue, q.app))?;
-            if let Some(handle) = app.pktgen_handle() {
-                pktgens.push(PktgenEntry { port: own.clone(), queue: q.queue, handle });
+            let port_id = |name: &str| plan.port_index(name).map(|i| PortId(i as u16));
+            let mac_of = |name: &str| plan.port_index(name).and_then(|i| macs[i]);
+            let cx = BuildCtx {
+                name: &app.name,
+                shard: Shard(shard as u16),
+                shards: app.lcores.len() as u16,
+                queues: &queues,
+                resolve: &resolve,
+                port_id: &port_id,
+                mac_of: &mac_of,
+            };
+            let shard_app = app
+                .params
+                .build(&cx)
+                .map_err(|e| anyhow!("app {} ({}) on lcore {}: {e}", app.name, app.kind, plan.lcores[li].cpu))?;
+            if let Some(handle) = shard_app.handle() {
+                entries.push(AppEntry {
+                    name: app.name.clone(),
+                    shard,
+                    cpu: plan.lcores[li].cpu,
+                    ports: queues.iter().map(|q| q.port_name.clone()).collect(),
+                    handle,
+                });
             }
-            builders[li].set_app(this, q.app.clone(), app);
+            let txs: Vec<TxPort> = queues.iter().map(|q| q.tx).collect();
+            let slot = builders[li].add_app(app.name.clone(), shard_app, &txs);
+            built.push(Built { app: ai, lcore: li, slot });
         }
     }
-    if let Some(tx) = &opts.on_pktgen {
-        let _ = tx.send(pktgens);
+    Ok(built)
+}
+
+/// Step 4: for apps whose shards hand frames to each other, a ring for every ordered pair of
+/// shards.
+fn link_shards(plan: &Plan, builders: &mut [LcoreBuilder<'_, AnyApp>], built: &[Built]) {
+    for (ai, app) in plan.apps.iter().enumerate() {
+        if !app.params.shard_handoff() || app.lcores.len() < 2 {
+            continue;
+        }
+        let shards: Vec<&Built> = built.iter().filter(|b| b.app == ai).collect();
+        for (i, from) in shards.iter().enumerate() {
+            for (j, to) in shards.iter().enumerate() {
+                if i == j {
+                    continue;
+                }
+                let (p, c) = rtrb::RingBuffer::new(HANDOFF_SLOTS);
+                builders[from.lcore].add_shard_out(from.slot, Shard(j as u16), p);
+                builders[to.lcore].add_shard_in(to.slot, Shard(i as u16), c);
+            }
+        }
+        tracing::info!(app = %app.name, shards = shards.len(), "shard handoff rings");
+    }
+}
+
+fn run_with_programs(
+    plan: &Plan,
+    opts: &RunOptions,
+    umem: &Umem,
+    progs: &mut HashMap<usize, XdpProgram>,
+) -> Result<RunReport> {
+    let burst = plan.engine.burst as usize;
+    let macs: Vec<Option<[u8; 6]>> = plan
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| match &p.kind {
+            PortPlanKind::Xsk(x) => nic::sys::if_hwaddr(&x.iface).ok(),
+            PortPlanKind::Null { .. } => Some(null_mac(i)),
+        })
+        .collect();
+    let mut bind_modes: HashMap<usize, String> = HashMap::new();
+    let (mut builders, local) = open_queues(plan, umem, progs, &mut bind_modes)?;
+    let remote = connect_remote_ports(plan, &mut builders, &local)?;
+    let mut entries = Vec::new();
+    let built = build_shards(plan, &mut builders, &local, &remote, &macs, &mut entries)?;
+    link_shards(plan, &mut builders, &built);
+    if let Some(tx) = &opts.on_apps {
+        let _ = tx.send(entries);
     }
 
     // 4. Run.

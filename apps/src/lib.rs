@@ -22,6 +22,6 @@ pub mod report;
 pub mod udpflow;
 
 /// The environment `xskd` validates configurations against: this machine, these apps.
-pub fn system_env() -> config::SystemEnv {
-    config::SystemEnv::new(registry::APPS.iter().map(|s| s.to_string()).collect(), Box::new(registry::validate_params))
+pub fn system_env() -> registry::XskdEnv {
+    registry::XskdEnv::new()
 }

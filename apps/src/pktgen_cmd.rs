@@ -28,8 +28,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use crate::daemon::{PktgenEntry, RunOptions};
+use crate::daemon::RunOptions;
+use crate::pktgen::PktgenHandle;
 use crate::pktgen::{FrameBuilder, PktgenReport, PktgenSpec};
+use crate::registry::Plan;
 
 /// TX engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -529,19 +531,23 @@ fn report_errors(errs: &[config::ConfigError]) {
 
 struct DaemonRun {
     handle: std::thread::JoinHandle<Result<crate::daemon::RunReport>>,
-    pktgens: Vec<PktgenEntry>,
+    /// Pktgen shards: (port name of the shard's queue, results).
+    pktgens: Vec<(String, PktgenHandle)>,
     stop: Arc<AtomicBool>,
 }
 
-fn start_daemon(plan: &config::Plan, stop: Arc<AtomicBool>) -> Result<DaemonRun> {
+fn start_daemon(plan: &Plan, stop: Arc<AtomicBool>) -> Result<DaemonRun> {
     let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
     let (pg_tx, pg_rx) = crossbeam_channel::bounded(1);
-    let opts = RunOptions { stop: stop.clone(), print_lines: false, on_ready: Some(ready_tx), on_pktgen: Some(pg_tx) };
+    let opts = RunOptions { stop: stop.clone(), print_lines: false, on_ready: Some(ready_tx), on_apps: Some(pg_tx) };
     let plan = plan.clone();
     let handle = std::thread::spawn(move || crate::daemon::run(&plan, opts));
     let pktgens = loop {
         if let Ok(v) = pg_rx.recv_timeout(Duration::from_millis(50)) {
-            break v;
+            break v
+                .into_iter()
+                .filter_map(|e| e.handle.pktgen().map(|h| (e.ports[0].clone(), h.clone())))
+                .collect::<Vec<_>>();
         }
         if handle.is_finished() {
             let r = handle.join().map_err(|_| anyhow!("engine thread panicked"))?;
@@ -619,13 +625,13 @@ fn merge_rx(handles: &[crate::pktgen::PktgenHandle]) -> (Option<PktgenReport>, O
     (Some(m), hist)
 }
 
-fn run_xsk(a: &PktgenArgs, plan: &config::Plan, stop: Arc<AtomicBool>) -> Result<Option<PktgenOutcome>> {
+fn run_xsk(a: &PktgenArgs, plan: &Plan, stop: Arc<AtomicBool>) -> Result<Option<PktgenOutcome>> {
     let d = start_daemon(plan, stop.clone())?;
-    let txs: Vec<_> = d.pktgens.iter().filter(|e| e.port.starts_with("tx")).map(|e| e.handle.clone()).collect();
+    let txs: Vec<_> = d.pktgens.iter().filter(|(p, _)| p.starts_with("tx")).map(|(_, h)| h.clone()).collect();
     if txs.is_empty() {
         bail!("no TX pktgen");
     }
-    let rxs: Vec<_> = d.pktgens.iter().filter(|e| e.port.starts_with("rx")).map(|e| e.handle.clone()).collect();
+    let rxs: Vec<_> = d.pktgens.iter().filter(|(p, _)| p.starts_with("rx")).map(|(_, h)| h.clone()).collect();
     let tx_report = || merge_tx(&txs.iter().map(|h| h.report()).collect::<Vec<_>>());
     let t0 = Instant::now();
     let mut last = (0u64, 0u64, 0u64);
@@ -717,7 +723,7 @@ fn rx_socket_drops(report: &crate::daemon::RunReport) -> Option<u64> {
 
 fn run_live(
     a: &PktgenArgs,
-    plan: Option<&config::Plan>,
+    plan: Option<&Plan>,
     spec: &PktgenSpec,
     tx_if: &str,
     stop: Arc<AtomicBool>,
@@ -739,7 +745,7 @@ fn run_live(
     let d = plan.map(|p| start_daemon(p, stop.clone())).transpose()?;
     let rxs: Vec<_> = d
         .as_ref()
-        .map(|d| d.pktgens.iter().filter(|e| e.port.starts_with("rx")).map(|e| e.handle.clone()).collect())
+        .map(|d| d.pktgens.iter().filter(|(p, _)| p.starts_with("rx")).map(|(_, h)| h.clone()).collect())
         .unwrap_or_default();
     let rate = match spec.rate {
         crate::pktgen::Rate::Pps(p) => Some(p),

@@ -13,12 +13,14 @@
 //! ```toml
 //! params = { mode = "mac", peer = "p1", dst_mac = "02:00:00:00:00:02", src_mac = "02:00:00:00:00:01" }
 //! ```
-//! `peer` (default: the queue's own port) names the port to transmit on; `dst_mac` is required
-//! in `mac` mode; `src_mac` defaults to the peer port's MAC address.
+//! `peer` names the port to transmit on; without it a frame goes back out of the port it came
+//! in on (a shard owning several queues sends each burst back through its own port). `dst_mac`
+//! is required in `mac` mode; `src_mac` defaults to the output port's MAC address.
 
-use engine::{App, Batch, Ctx, DropReason, TxPort, Verdict};
+use engine::{App, Batch, Ctx, DropReason, Ingress, PortId, TxPort, Verdict};
 
 use crate::params::{self, ParamErrors};
+use crate::registry::{AppKind, BuildCtx, Handled};
 
 /// Forwarding mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +73,41 @@ impl RelayParams {
     }
 }
 
+impl AppKind for RelayParams {
+    type App = Relay;
+
+    fn parse(t: &toml::Table) -> Result<RelayParams, ParamErrors> {
+        RelayParams::parse(t)
+    }
+
+    fn port_refs(&self) -> Vec<(&'static str, String)> {
+        self.peer.iter().map(|p| ("peer", p.clone())).collect()
+    }
+
+    fn build(&self, cx: &BuildCtx<'_>) -> Result<Relay, String> {
+        let src_of = |port: &str| match self.src_mac {
+            Some(m) => Ok(m),
+            None if self.mode == RelayMode::Mac => {
+                (cx.mac_of)(port).ok_or_else(|| format!("cannot read the MAC address of port '{port}'; set src_mac"))
+            }
+            None => Ok([0; 6]),
+        };
+        let dst = self.dst_mac.unwrap_or([0; 6]);
+        let out = match &self.peer {
+            Some(peer) => Out::Fixed(cx.tx_of(peer, "relay peer")?, macs(src_of(peer)?, dst)),
+            None => {
+                let mut back = Vec::with_capacity(cx.queues.len());
+                for q in cx.queues {
+                    if !back.iter().any(|(p, _, _)| *p == q.port) {
+                        back.push((q.port, q.tx, macs(src_of(&q.port_name)?, dst)));
+                    }
+                }
+                Out::Back(back)
+            }
+        };
+        Ok(Relay { mode: self.mode, out, counters: RelayCounters::default() })
+    }
+}
 /// Relay counters.
 #[derive(Debug, Default, Clone, Copy)]
 struct RelayCounters {
@@ -78,23 +115,49 @@ struct RelayCounters {
     bursts: u64,
 }
 
-/// The relay app for one queue.
+/// Destination then source MAC, as they go on the wire (mac mode).
+type Macs = [u8; 12];
+
+fn macs(src: [u8; 6], dst: [u8; 6]) -> Macs {
+    let mut m = [0u8; 12];
+    m[..6].copy_from_slice(&dst);
+    m[6..].copy_from_slice(&src);
+    m
+}
+
+/// Where frames go, with the MACs `mac` mode writes for that output.
+#[derive(Debug)]
+enum Out {
+    /// Every frame to one target (`peer`).
+    Fixed(TxPort, Macs),
+    /// Back out of the ingress port: (ingress port, its TX target, MACs), one per own port.
+    Back(Vec<(PortId, TxPort, Macs)>),
+}
+
+/// The relay app (one shard).
 #[derive(Debug)]
 pub struct Relay {
     mode: RelayMode,
-    to: TxPort,
-    /// Destination then source MAC, as they go on the wire (mac mode).
-    macs: [u8; 12],
+    out: Out,
     counters: RelayCounters,
 }
 
+impl Handled for Relay {}
+
 impl Relay {
-    /// A relay sending to `to`. In `mac` mode, `src` and `dst` are written into every frame.
+    /// A relay sending everything to `to`. In `mac` mode, `src` and `dst` are written into
+    /// every frame.
     pub fn new(mode: RelayMode, to: TxPort, src: [u8; 6], dst: [u8; 6]) -> Relay {
-        let mut macs = [0u8; 12];
-        macs[..6].copy_from_slice(&dst);
-        macs[6..].copy_from_slice(&src);
-        Relay { mode, to, macs, counters: RelayCounters::default() }
+        Relay { mode, out: Out::Fixed(to, macs(src, dst)), counters: RelayCounters::default() }
+    }
+
+    /// Output target and MACs for a burst from `from`.
+    #[inline]
+    fn output(&self, from: Ingress) -> Option<(TxPort, Macs)> {
+        match &self.out {
+            Out::Fixed(t, m) => Some((*t, *m)),
+            Out::Back(v) => v.iter().find(|(p, _, _)| *p == from.port).map(|(_, t, m)| (*t, *m)),
+        }
     }
 }
 
@@ -102,9 +165,13 @@ const ETH_HDR: usize = 14;
 
 impl<'u> App<'u> for Relay {
     #[inline]
-    fn process(&mut self, cx: &mut Ctx<'_, 'u>, batch: &mut Batch<'u>) {
+    fn process(&mut self, _cx: &mut Ctx<'_, 'u>, from: Ingress, batch: &mut Batch<'u>) {
         self.counters.bursts += 1;
-        let tx = Verdict::Tx(self.to);
+        let Some((to, macs)) = self.output(from) else {
+            batch.set_all(Verdict::Drop(DropReason::NoRoute));
+            return;
+        };
+        let tx = Verdict::Tx(to);
         match self.mode {
             RelayMode::Io => {
                 self.counters.forwarded += batch.len() as u64;
@@ -112,14 +179,11 @@ impl<'u> App<'u> for Relay {
             }
             RelayMode::Mac | RelayMode::MacSwap => {
                 let mut fwd = 0u64;
-                let mut short = 0u64;
                 let mode = self.mode;
-                let macs = self.macs;
                 for (f, v) in batch.iter_mut() {
                     let d = f.data_mut();
                     if d.len() < ETH_HDR {
                         *v = Verdict::Drop(DropReason::Malformed);
-                        short += 1;
                         continue;
                     }
                     if mode == RelayMode::Mac {
@@ -131,7 +195,6 @@ impl<'u> App<'u> for Relay {
                     *v = tx;
                     fwd += 1;
                 }
-                let _ = (cx, short);
                 self.counters.forwarded += fwd;
             }
         }
@@ -194,7 +257,7 @@ colour = 3"#,
         let mut drops = DropCounters::default();
         let mut staging: Vec<FrameBuf> = vec![];
         let mut cx = Ctx::new(Instant::ZERO, &mut pool, &mut drops, &mut staging);
-        relay.process(&mut cx, &mut batch);
+        relay.process(&mut cx, Ingress::local(PortId(0)), &mut batch);
         let verdicts = (0..batch.len()).map(|i| batch.verdict(i)).collect();
         let out = batch.frames().iter().map(|f| f.data().to_vec()).collect();
         let buf = batch.buf_mut();

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::daemon::{PortReport, RunReport};
 
 /// First lines of a run: UMEM and ports.
-pub fn banner(plan: &config::Plan, umem: &Umem, ports: &[PortReport]) -> String {
+pub fn banner(plan: &crate::registry::Plan, umem: &Umem, ports: &[PortReport]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -38,8 +38,11 @@ pub fn banner(plan: &config::Plan, umem: &Umem, ports: &[PortReport]) -> String 
         s.push('\n');
     }
     for l in &plan.lcores {
-        let qs: Vec<String> =
-            l.queues.iter().map(|q| format!("{}:{}={}", plan.ports[q.port].name, q.queue, q.app)).collect();
+        let qs: Vec<String> = l
+            .queues
+            .iter()
+            .map(|q| format!("{}:{}={}", plan.ports[q.port].name, q.queue, plan.apps[q.app].name))
+            .collect();
         let _ = writeln!(s, "xskd: lcore{} on cpu {}: {}", l.cpu, l.cpu, qs.join(" "));
     }
     s.truncate(s.trim_end().len());
@@ -161,7 +164,11 @@ pub fn summary(r: &RunReport) -> String {
                     x.rx_dropped, x.rx_ring_full, x.rx_fill_ring_empty_descs, x.tx_invalid_descs
                 );
             }
-            for (k, v) in &q.app_counters {
+            s.push('\n');
+        }
+        for a in &l.apps {
+            let _ = write!(s, "  app {}:", a.name);
+            for (k, v) in &a.counters {
                 let _ = write!(s, " {k}={v}");
             }
             s.push('\n');
@@ -214,7 +221,10 @@ pub fn json(r: &RunReport) -> Value {
                         "tx_invalid_descs": x.tx_invalid_descs, "rx_ring_full": x.rx_ring_full,
                         "rx_fill_ring_empty_descs": x.rx_fill_ring_empty_descs,
                         "tx_ring_empty_descs": x.tx_ring_empty_descs })),
-                    "app_counters": q.app_counters.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                })).collect::<Vec<_>>(),
+                "apps": l.apps.iter().map(|a| json!({
+                    "name": a.name,
+                    "counters": a.counters.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
                 })).collect::<Vec<_>>(),
             })
         }).collect::<Vec<_>>(),

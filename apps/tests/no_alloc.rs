@@ -9,7 +9,7 @@ use std::sync::Arc;
 use apps::pktgen::{FrameSize, IpRange, Pick, Pktgen, PktgenSpec, PortRange, Role};
 use apps::registry::AnyApp;
 use apps::relay::{Relay, RelayMode};
-use engine::{App, Instant, LcoreBuilder, LcoreOptions};
+use engine::{App, Instant, LcoreBuilder, LcoreOptions, PortId};
 use nic::alloc_count::{thread_allocations, CountingAlloc};
 use nic::sim::{sim_port, SimConfig};
 use nic::{AnyPort, NullPort, PoolCache, Umem, UmemConfig};
@@ -30,10 +30,10 @@ fn poll_loop_makes_no_allocation_per_frame() {
     // 1. Null ports, relay io and mac.
     for mode in [RelayMode::Io, RelayMode::Mac, RelayMode::MacSwap] {
         let mut b = LcoreBuilder::new(LcoreOptions::new("t"), PoolCache::new(&u, 1024));
-        let a = b.add_queue("n0:0", AnyPort::Null(NullPort::new(60)));
-        let c = b.add_queue("n1:0", AnyPort::Null(NullPort::new(60)));
-        b.set_app(a, "relay", AnyApp::Relay(Relay::new(mode, c, [2; 6], [4; 6])));
-        b.set_app(c, "relay", AnyApp::Relay(Relay::new(mode, a, [2; 6], [4; 6])));
+        let a = b.add_queue("n0:0", PortId(0), AnyPort::Null(NullPort::new(60)));
+        let c = b.add_queue("n1:0", PortId(1), AnyPort::Null(NullPort::new(60)));
+        b.set_app(a, "relay", AnyApp::Relay(Box::new(Relay::new(mode, c, [2; 6], [4; 6]))));
+        b.set_app(c, "relay", AnyApp::Relay(Box::new(Relay::new(mode, a, [2; 6], [4; 6]))));
         let (mut l, _) = b.build(stop.clone());
         for i in 0..1000 {
             l.poll_once(Instant::from_nanos(i));
@@ -54,10 +54,10 @@ fn poll_loop_makes_no_allocation_per_frame() {
     let (pb, mut wb) = sim_port(&u, &mut cache, SimConfig::default());
     wb.set_tx_needs_wakeup(true);
     let mut b = LcoreBuilder::new(LcoreOptions::new("t"), cache);
-    let a = b.add_queue("a:0", AnyPort::Ring(pa));
-    let c = b.add_queue("b:0", AnyPort::Ring(pb));
-    b.set_app(a, "relay", AnyApp::Relay(Relay::new(RelayMode::Mac, c, [2; 6], [4; 6])));
-    b.set_app(c, "relay", AnyApp::Relay(Relay::new(RelayMode::Mac, a, [2; 6], [4; 6])));
+    let a = b.add_queue("a:0", PortId(0), AnyPort::Ring(pa));
+    let c = b.add_queue("b:0", PortId(1), AnyPort::Ring(pb));
+    b.set_app(a, "relay", AnyApp::Relay(Box::new(Relay::new(RelayMode::Mac, c, [2; 6], [4; 6]))));
+    b.set_app(c, "relay", AnyApp::Relay(Box::new(Relay::new(RelayMode::Mac, a, [2; 6], [4; 6]))));
     let (mut l, _) = b.build(stop);
     let pkt = [0x55u8; 60];
     let mut sent = 0u64;
@@ -88,8 +88,8 @@ fn pktgen_tx_and_rx_make_no_allocation_per_frame() {
     let (pa, mut wa) = sim_port(&u, &mut cache, SimConfig::default());
     let (pb, mut wb) = sim_port(&u, &mut cache, SimConfig::default());
     let mut b = LcoreBuilder::new(LcoreOptions::new("t"), cache);
-    let a = b.add_queue("a:0", AnyPort::Ring(pa));
-    let c = b.add_queue("b:0", AnyPort::Ring(pb));
+    let a = b.add_queue("a:0", PortId(0), AnyPort::Ring(pa));
+    let c = b.add_queue("b:0", PortId(1), AnyPort::Ring(pb));
     // The expensive shape: IPv6 + VLAN, IMIX, random addresses and ports, no rate limit.
     let tx = PktgenSpec {
         dst_mac: Some([2; 6]),

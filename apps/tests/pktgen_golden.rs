@@ -22,7 +22,7 @@ use apps::pktgen::pcap::{read_frames, PcapSink};
 use apps::pktgen::{FrameSize, IpRange, Pick, Pktgen, PktgenSpec, PortRange, Rate, Role, Signature};
 use apps::registry::AnyApp;
 use engine::wire::{EtherType, EthernetFrame, IpPair, Ipv4Packet, Ipv6Packet, UdpPacket};
-use engine::{App, Instant, Lcore, LcoreBuilder, LcoreOptions};
+use engine::{App, Instant, Lcore, LcoreBuilder, LcoreOptions, PortId};
 use nic::sim::{sim_port, SimConfig, SimWire};
 use nic::{AnyPort, PoolCache, Umem, UmemConfig};
 
@@ -44,14 +44,17 @@ fn lcore<'u>(u: &'u Umem, spec: &PktgenSpec, sim: SimConfig) -> (Lcore<'u, AnyAp
     let mut cache = PoolCache::new(u, 512);
     let (port, wire) = sim_port(u, &mut cache, sim);
     let mut b = LcoreBuilder::new(LcoreOptions::new("t"), cache);
-    let q = b.add_queue("sim:0", AnyPort::Ring(port));
+    let q = b.add_queue("sim:0", PortId(0), AnyPort::Ring(port));
     b.set_app(q, "pktgen", AnyApp::Pktgen(Box::new(Pktgen::new(spec, q, SRC_MAC).unwrap())));
     let (l, _) = b.build(Arc::new(AtomicBool::new(false)));
     (l, wire)
 }
 
 fn app<'a>(l: &'a Lcore<'_, AnyApp>) -> &'a Pktgen {
-    l.apps().next().and_then(AnyApp::pktgen).unwrap()
+    match l.apps().next() {
+        Some(AnyApp::Pktgen(p)) => p,
+        _ => panic!("not a pktgen lcore"),
+    }
 }
 
 /// Runs a TX spec to completion; returns (iteration time, frame bytes) of everything that
@@ -308,7 +311,7 @@ fn threaded_lcores_share_a_clock_and_publish_final_results_with_capture() {
         o.clock = Some(clock);
         o.publish_every = Duration::from_millis(10);
         let mut b = LcoreBuilder::new(o, cache);
-        let q = b.add_queue("sim:0", AnyPort::Ring(port));
+        let q = b.add_queue("sim:0", PortId(1), AnyPort::Ring(port));
         let app = AnyApp::Pktgen(Box::new(Pktgen::new(spec, q, SRC_MAC).unwrap()));
         let h = app.pktgen_handle().unwrap();
         b.set_app(q, "pktgen", app);
@@ -337,7 +340,7 @@ fn threaded_lcores_share_a_clock_and_publish_final_results_with_capture() {
         }
         let snap = tx_thread.join().unwrap();
         wa.forward_to(&mut wb, 1024);
-        assert_eq!(snap.queues[0].app_counters.iter().find(|(k, _)| *k == "tx_pkts"), Some(&("tx_pkts", 20_000)));
+        assert_eq!(snap.apps[0].counters.iter().find(|(k, _)| *k == "tx_pkts"), Some(&("tx_pkts", 20_000)));
         // Let the receiver drain its ring (its counters are published every 10 ms).
         let drops = |w: &SimWire<'_>| w.stats().rx_dropped_ring_full + w.stats().rx_dropped_fill_empty;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -23,7 +23,7 @@ use std::time::Duration;
 use apps::registry::AnyApp;
 use apps::relay::{Relay, RelayMode};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use engine::{Instant, LcoreBuilder, LcoreOptions};
+use engine::{Instant, LcoreBuilder, LcoreOptions, PortId};
 use nic::{AnyPort, NullPort, PoolCache, Umem, UmemConfig};
 
 const BURSTS: [usize; 6] = [8, 16, 32, 64, 128, 256];
@@ -42,10 +42,10 @@ fn bench_relay(c: &mut Criterion, group: &str, mode: RelayMode) {
         let mut opts = LcoreOptions::new("bench");
         opts.burst = burst;
         let mut b = LcoreBuilder::new(opts, PoolCache::new(&u, CACHE));
-        let p0 = b.add_queue("null0:0", AnyPort::Null(NullPort::new(FRAME_LEN)));
-        let p1 = b.add_queue("null1:0", AnyPort::Null(NullPort::new(FRAME_LEN)));
-        b.set_app(p0, "relay", AnyApp::Relay(Relay::new(mode, p1, [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])));
-        b.set_app(p1, "relay", AnyApp::Relay(Relay::new(mode, p0, [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])));
+        let p0 = b.add_queue("null0:0", PortId(0), AnyPort::Null(NullPort::new(FRAME_LEN)));
+        let p1 = b.add_queue("null1:0", PortId(1), AnyPort::Null(NullPort::new(FRAME_LEN)));
+        b.set_app(p0, "relay", AnyApp::Relay(Box::new(Relay::new(mode, p1, [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]))));
+        b.set_app(p1, "relay", AnyApp::Relay(Box::new(Relay::new(mode, p0, [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1]))));
         let (mut lcore, _shared) = b.build(stop.clone());
         let mut t = 0u64;
         g.bench_function(BenchmarkId::from_parameter(burst), |b| {

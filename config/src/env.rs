@@ -1,51 +1,78 @@
-//! What validation needs to know about the machine, behind a trait so tests can fake it.
+//! What validation needs to know about the machine and the apps, behind a trait so tests can
+//! fake it.
 //!
-//! [`SystemEnv`] reads `/sys/class/net/<if>` (interface existence; queue count = number of
-//! `queues/rx-*` entries) and `/sys/devices/system/cpu/online`. Under `ip netns exec`, /sys is
+//! [`Environment`] is what validation asks (machine facts and the app set); [`SystemEnv`]
+//! answers the machine part: it reads `/sys/class/net/<if>` (interface existence; queue count =
+//! number of `queues/rx-*` entries) and `/sys/devices/system/cpu/online`. Under `ip netns exec`, /sys is
 //! remounted for the namespace, so these answers follow the namespace xskd runs in.
 
 use std::path::Path;
 
-/// The machine, as validation sees it.
+/// Problems found in app parameters: (key suffix under `params`, message) for each.
+pub type ParamProblems = Vec<(String, String)>;
+
+/// The machine and the app set, as validation sees them.
+///
+/// Apps live above this crate, so validation reaches them through this trait: it asks whether
+/// a kind exists, has its parameters parsed **once** into the app's typed value
+/// ([`Environment::Params`], stored in the plan), and asks which ports those parameters name
+/// so that references between sections are checked before anything is attached.
 pub trait Environment {
+    /// Typed, validated app parameters (the apps crate's enum; tests use anything simple).
+    type Params: Clone + std::fmt::Debug + PartialEq;
     /// Whether interface `name` exists.
     fn iface_exists(&self, name: &str) -> bool;
     /// Number of RX queues of `name`.
     fn iface_queues(&self, name: &str) -> Option<u32>;
     /// Whether CPU `cpu` is online.
     fn cpu_online(&self, cpu: usize) -> bool;
-    /// Whether `app` is a known app.
-    fn app_known(&self, app: &str) -> bool;
-    /// Known app names (for error messages).
-    fn app_names(&self) -> Vec<String>;
-    /// Problems in `params` for `app`, as (key suffix, message).
-    fn validate_params(&self, app: &str, params: &toml::Table) -> Vec<(String, String)>;
+    /// Known app kinds (for error messages).
+    fn app_kinds(&self) -> Vec<String>;
+    /// Parses `params` for an app of `kind`: `None` if the kind is unknown, else the typed
+    /// value or every problem as (key suffix under `params`, message).
+    fn parse_params(&self, kind: &str, params: &toml::Table) -> Option<Result<Self::Params, ParamProblems>>;
+    /// Ports the parameters name, as (key suffix under `params`, port name), so validation can
+    /// check that each exists and is polled by some lcore.
+    fn port_refs(&self, params: &Self::Params) -> Vec<(String, String)>;
 }
 
-/// Parameter validator callback of [`SystemEnv`].
-pub type ParamValidator = Box<dyn Fn(&str, &toml::Table) -> Vec<(String, String)> + Send + Sync>;
-
-/// The real machine.
+/// The real machine: interfaces from /sys/class/net, CPUs from /sys/devices/system/cpu/online.
+/// Apps wrap it in their own [`Environment`] (they know the app set).
+#[derive(Debug, Clone)]
 pub struct SystemEnv {
-    apps: Vec<String>,
-    validate: ParamValidator,
     online: Vec<usize>,
 }
 
-impl std::fmt::Debug for SystemEnv {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SystemEnv").field("apps", &self.apps).field("online", &self.online).finish()
+impl Default for SystemEnv {
+    fn default() -> Self {
+        SystemEnv::new()
     }
 }
 
 impl SystemEnv {
-    /// An environment knowing `apps`, validating their params with `validate`.
-    pub fn new(apps: Vec<String>, validate: ParamValidator) -> SystemEnv {
+    /// Reads the online CPU list once.
+    pub fn new() -> SystemEnv {
         let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
             .ok()
             .and_then(|s| parse_cpu_list(s.trim()))
             .unwrap_or_else(|| (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).collect());
-        SystemEnv { apps, validate, online }
+        SystemEnv { online }
+    }
+
+    /// Whether interface `name` exists.
+    pub fn iface_exists(&self, name: &str) -> bool {
+        !name.is_empty() && !name.contains('/') && Path::new("/sys/class/net").join(name).exists()
+    }
+
+    /// Number of RX queues of `name` (`queues/rx-*` entries).
+    pub fn iface_queues(&self, name: &str) -> Option<u32> {
+        let dir = std::fs::read_dir(Path::new("/sys/class/net").join(name).join("queues")).ok()?;
+        Some(dir.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count() as u32)
+    }
+
+    /// Whether CPU `cpu` is online.
+    pub fn cpu_online(&self, cpu: usize) -> bool {
+        self.online.contains(&cpu)
     }
 }
 
@@ -70,33 +97,6 @@ pub fn parse_cpu_list(s: &str) -> Option<Vec<usize>> {
     Some(out)
 }
 
-impl Environment for SystemEnv {
-    fn iface_exists(&self, name: &str) -> bool {
-        !name.is_empty() && !name.contains('/') && Path::new("/sys/class/net").join(name).exists()
-    }
-
-    fn iface_queues(&self, name: &str) -> Option<u32> {
-        let dir = std::fs::read_dir(Path::new("/sys/class/net").join(name).join("queues")).ok()?;
-        Some(dir.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count() as u32)
-    }
-
-    fn cpu_online(&self, cpu: usize) -> bool {
-        self.online.contains(&cpu)
-    }
-
-    fn app_known(&self, app: &str) -> bool {
-        self.apps.iter().any(|a| a == app)
-    }
-
-    fn app_names(&self) -> Vec<String> {
-        self.apps.clone()
-    }
-
-    fn validate_params(&self, app: &str, params: &toml::Table) -> Vec<(String, String)> {
-        (self.validate)(app, params)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,14 +112,12 @@ mod tests {
 
     #[test]
     fn system_env_sees_loopback_and_cpu0() {
-        let env = SystemEnv::new(vec!["relay".into()], Box::new(|_, _| vec![]));
+        let env = SystemEnv::new();
         assert!(env.iface_exists("lo"));
         assert!(!env.iface_exists("no-such-if0"));
         assert!(!env.iface_exists("../lo"));
         assert!(env.iface_queues("lo").unwrap_or(0) >= 1);
         assert!(env.cpu_online(0));
         assert!(!env.cpu_online(100_000));
-        assert!(env.app_known("relay"));
-        assert!(!env.app_known("nope"));
     }
 }

@@ -25,11 +25,11 @@ pub use claim::{Claim, ClaimRule, IpCidr};
 pub use env::{Environment, SystemEnv};
 pub use overrides::Overrides;
 pub use schema::{
-    BindMode, BusyPollSection, EngineConfig, EngineSection, Hugepages, Idle, PortKind, PortSection, QueueSection,
-    UmemSection, XdpMode,
+    AppSection, BindMode, BusyPollSection, EngineConfig, EngineSection, Hugepages, Idle, PortKind, PortSection,
+    QueueSection, UmemSection, XdpMode,
 };
 pub use validate::{
-    validate, BusyPoll, EnginePlan, LcorePlan, Plan, PortPlan, PortPlanKind, QueuePlan, UmemPlan, XskPortPlan,
+    validate, AppPlan, BusyPoll, EnginePlan, LcorePlan, Plan, PortPlan, PortPlanKind, QueuePlan, UmemPlan, XskPortPlan,
 };
 
 /// One problem in a configuration, with the key it concerns.
@@ -117,7 +117,7 @@ pub fn parse(text: &str) -> Result<EngineConfig, Vec<ConfigError>> {
             None => errs.push(ConfigError::new("umem", "expected a table [umem]".into())),
         }
     }
-    for (name, known) in [("port", schema::PORT_KEYS), ("queue", schema::QUEUE_KEYS)] {
+    for (name, known) in [("port", schema::PORT_KEYS), ("app", schema::APP_KEYS), ("queue", schema::QUEUE_KEYS)] {
         let Some(v) = root.get(name) else { continue };
         let Some(arr) = v.as_array() else {
             errs.push(ConfigError::new(name, format!("expected an array of tables [[{name}]]")));
@@ -130,15 +130,25 @@ pub fn parse(text: &str) -> Result<EngineConfig, Vec<ConfigError>> {
                 continue;
             };
             unknown_keys(t, known, &key, &mut errs);
-            if name == "port" {
-                if let Some(bp) = t.get("busy_poll").and_then(|b| b.as_table()) {
-                    unknown_keys(bp, schema::BUSY_POLL_KEYS, &format!("{key}.busy_poll"), &mut errs);
+            match name {
+                "port" => {
+                    if let Some(bp) = t.get("busy_poll").and_then(|b| b.as_table()) {
+                        unknown_keys(bp, schema::BUSY_POLL_KEYS, &format!("{key}.busy_poll"), &mut errs);
+                    }
+                    if let Some(p) = section(item, &key, &mut errs) {
+                        cfg.ports.push(p);
+                    }
                 }
-                if let Some(p) = section(item, &key, &mut errs) {
-                    cfg.ports.push(p);
+                "app" => {
+                    if let Some(a) = section(item, &key, &mut errs) {
+                        cfg.apps.push(a);
+                    }
                 }
-            } else if let Some(q) = section(item, &key, &mut errs) {
-                cfg.queues.push(q);
+                _ => {
+                    if let Some(q) = section(item, &key, &mut errs) {
+                        cfg.queues.push(q);
+                    }
+                }
             }
         }
     }

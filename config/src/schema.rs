@@ -18,6 +18,8 @@ pub struct EngineConfig {
     pub umem: UmemSection,
     /// `[[port]]`.
     pub ports: Vec<PortSection>,
+    /// `[[app]]`: named app instances that queues join.
+    pub apps: Vec<AppSection>,
     /// `[[queue]]`.
     pub queues: Vec<QueueSection>,
 }
@@ -130,6 +132,21 @@ impl Default for BusyPollSection {
     }
 }
 
+/// `[[app]]`: a named app instance. Every `[[queue]]` whose `app` names it joins it; on each
+/// lcore those queues share one instance of the app (one shard of its state), so an app can
+/// own, say, the client side and the backend side of a NAT on the same lcore.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSection {
+    /// Instance name, referenced by `[[queue]] app` (and by control commands).
+    pub name: String,
+    /// Which app (`relay`, `pktgen`, `l4lb`, ...).
+    pub kind: String,
+    /// App parameters (validated by the app).
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
 /// `[[queue]]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,9 +158,10 @@ pub struct QueueSection {
     pub queue: u32,
     /// CPU that polls it.
     pub lcore: usize,
-    /// App name.
+    /// The name of an `[[app]]` instance, or an app kind: a kind gives this queue an instance
+    /// of its own, configured by `params`.
     pub app: String,
-    /// App parameters.
+    /// App parameters of a queue-own instance (`app` names a kind).
     #[serde(default)]
     pub params: toml::Table,
 }
@@ -214,7 +232,7 @@ string_enum!(
 );
 
 /// Known keys per section (for reporting every unknown key at once).
-pub(crate) const TOP_KEYS: &[&str] = &["engine", "umem", "port", "queue"];
+pub(crate) const TOP_KEYS: &[&str] = &["engine", "umem", "port", "app", "queue"];
 pub(crate) const ENGINE_KEYS: &[&str] = &["burst", "idle", "stats_interval_ms", "duration_secs"];
 pub(crate) const UMEM_KEYS: &[&str] = &["frames", "frame_size", "headroom", "hugepages"];
 pub(crate) const PORT_KEYS: &[&str] = &[
@@ -233,4 +251,5 @@ pub(crate) const PORT_KEYS: &[&str] = &[
     "null_len",
 ];
 pub(crate) const BUSY_POLL_KEYS: &[&str] = &["usecs", "budget"];
+pub(crate) const APP_KEYS: &[&str] = &["name", "kind", "params"];
 pub(crate) const QUEUE_KEYS: &[&str] = &["port", "queue", "lcore", "app", "params"];

@@ -3,10 +3,11 @@
 use config::{parse, validate, BindMode, Claim, Environment, Hugepages, Idle, Overrides, PortPlanKind, XdpMode};
 
 /// A fake machine: interfaces xd0..xd3 (2 queues each), CPUs 0..=1, apps relay/pktgen/http/mcast;
-/// relay params must have a known `mode` if given.
+/// relay params must have a known `mode` if given; `peer` and `backend_port` name ports.
 struct FakeEnv;
 
 impl Environment for FakeEnv {
+    type Params = toml::Table;
     fn iface_exists(&self, name: &str) -> bool {
         matches!(name, "xd0" | "xd1" | "xd2" | "xd3")
     }
@@ -16,19 +17,29 @@ impl Environment for FakeEnv {
     fn cpu_online(&self, cpu: usize) -> bool {
         cpu < 2
     }
-    fn app_known(&self, app: &str) -> bool {
-        matches!(app, "relay" | "pktgen" | "http" | "mcast")
-    }
-    fn app_names(&self) -> Vec<String> {
+    fn app_kinds(&self) -> Vec<String> {
         vec!["relay".into(), "pktgen".into(), "http".into(), "mcast".into()]
     }
-    fn validate_params(&self, app: &str, params: &toml::Table) -> Vec<(String, String)> {
-        match (app, params.get("mode").and_then(|m| m.as_str())) {
-            ("relay", Some(m)) if !["io", "mac", "macswap"].contains(&m) => {
-                vec![("mode".into(), format!("unknown mode '{m}'"))]
-            }
-            _ => vec![],
+    fn parse_params(
+        &self,
+        kind: &str,
+        params: &toml::Table,
+    ) -> Option<Result<toml::Table, config::env::ParamProblems>> {
+        if !self.app_kinds().iter().any(|k| k == kind) {
+            return None;
         }
+        Some(match (kind, params.get("mode").and_then(|m| m.as_str())) {
+            ("relay", Some(m)) if !["io", "mac", "macswap"].contains(&m) => {
+                Err(vec![("mode".into(), format!("unknown mode '{m}'"))])
+            }
+            _ => Ok(params.clone()),
+        })
+    }
+    fn port_refs(&self, params: &toml::Table) -> Vec<(String, String)> {
+        ["peer", "backend_port"]
+            .iter()
+            .filter_map(|k| params.get(*k).and_then(|v| v.as_str()).map(|v| (k.to_string(), v.to_string())))
+            .collect()
     }
 }
 
@@ -70,7 +81,10 @@ fn minimal_config_gets_defaults() {
     assert_eq!(x.queues, vec![0]);
     assert_eq!(plan.lcores.len(), 1);
     assert_eq!(plan.lcores[0].cpu, 1);
-    assert_eq!(plan.lcores[0].queues[0].app, "relay");
+    assert_eq!(plan.lcores[0].queues[0].app, 0);
+    assert_eq!(plan.apps.len(), 1);
+    assert_eq!((plan.apps[0].name.as_str(), plan.apps[0].kind.as_str()), ("relay@xd0:0", "relay"));
+    assert_eq!(plan.apps[0].lcores, vec![0]);
 }
 
 #[test]
@@ -360,4 +374,133 @@ fn busy_poll_idle_gives_ports_busy_poll_options() {
         plan_of("idle = \"busy-poll\"", "busy_poll = { usecs = 10, budget = 16 }"),
         vec![Some((10, 16)), Some((20, 64))]
     );
+}
+
+/// One `[[app]]` instance spanning two ports and two lcores: each lcore gets one shard owning
+/// its queues; params are parsed once into the plan.
+#[test]
+fn app_sections_span_queues_and_lcores() {
+    let text = r#"
+[umem]
+frames = 65536
+[[port]]
+name = "xd0"
+[[port]]
+name = "xd1"
+[[app]]
+name = "lb"
+kind = "relay"
+params = { mode = "io", peer = "xd1" }
+[[queue]]
+port = "xd0"
+lcore = 1
+app = "lb"
+[[queue]]
+port = "xd1"
+lcore = 1
+app = "lb"
+[[queue]]
+port = "xd0"
+queue = 1
+lcore = 0
+app = "lb"
+[[queue]]
+port = "xd1"
+queue = 1
+lcore = 0
+app = "relay"
+"#;
+    let plan = validate(&parse(text).unwrap(), &FakeEnv).unwrap();
+    assert_eq!(plan.apps.len(), 2);
+    let lb = &plan.apps[0];
+    assert_eq!((lb.name.as_str(), lb.kind.as_str()), ("lb", "relay"));
+    assert_eq!(lb.params.get("peer").and_then(|v| v.as_str()), Some("xd1"));
+    // lcores sorted by CPU: [cpu 0, cpu 1]; lb runs on both, shard 0 on cpu 0.
+    assert_eq!(lb.lcores, vec![0, 1]);
+    assert_eq!(lb.shard_on(1), Some(1));
+    assert_eq!(plan.app_queues(1, 0).map(|q| (q.port, q.queue)).collect::<Vec<_>>(), vec![(0, 0), (1, 0)]);
+    assert_eq!(plan.app_queues(0, 0).map(|q| (q.port, q.queue)).collect::<Vec<_>>(), vec![(0, 1)]);
+    assert_eq!(plan.apps[1].name, "relay@xd1:1");
+    assert_eq!(plan.apps[1].lcores, vec![0]);
+}
+
+#[test]
+fn app_section_mistakes_are_reported_with_their_keys() {
+    let errs = invalid(
+        r#"
+[[port]]
+name = "xd0"
+[[app]]
+name = "relay"
+kind = "relay"
+[[app]]
+name = "a"
+kind = "bridge"
+[[app]]
+name = "b"
+kind = "relay"
+params = { mode = "x", peer = "nope" }
+[[app]]
+name = "b"
+kind = "relay"
+params = { peer = "nope" }
+[[app]]
+name = "idle"
+kind = "relay"
+[[queue]]
+port = "xd0"
+lcore = 1
+app = "b"
+params = { mode = "io" }
+"#,
+    );
+    assert_eq!(
+        errs,
+        vec![
+            "app[0].name",
+            "app[1].kind",
+            "app[2].params.mode",
+            "app[3].name",
+            "queue[0].params",
+            "app[0]",
+            "app[4]",
+            "app[3].params.peer"
+        ]
+    );
+}
+
+#[test]
+fn references_to_ports_are_checked_before_anything_runs() {
+    let base = |extra: &str| {
+        format!(
+            "[[port]]\nname = \"xd0\"\n[[port]]\nname = \"n1\"\nkind = \"null\"\n{extra}\n\
+             [[queue]]\nport = \"xd0\"\nlcore = 1\napp = \"relay\"\nparams = {{ peer = \"n1\" }}\n"
+        )
+    };
+    // The peer exists but no lcore polls it.
+    assert_eq!(invalid(&base("")), vec!["queue[0].params.peer"]);
+    // Polled: fine.
+    let ok = base("[[queue]]\nport = \"n1\"\nlcore = 1\napp = \"relay\"\n");
+    validate(&parse(&ok).unwrap(), &FakeEnv).unwrap();
+    // A peer naming no port at all.
+    let bad =
+        "[[port]]\nname = \"xd0\"\n[[queue]]\nport = \"xd0\"\nlcore = 1\napp = \"relay\"\nparams = { peer = \"p9\" }\n";
+    assert_eq!(invalid(bad), vec!["queue[0].params.peer"]);
+}
+
+#[test]
+fn check_refuses_what_the_kernel_would() {
+    // Two ports on one interface: two XDP programs and fill rings would fight over it.
+    let two = "[[port]]\nname = \"a\"\niface = \"xd0\"\n[[port]]\nname = \"b\"\niface = \"xd0\"\n\
+               [[queue]]\nport = \"a\"\nlcore = 1\napp = \"relay\"\n[[queue]]\nport = \"b\"\nqueue = 1\nlcore = 1\napp = \"relay\"\n";
+    assert_eq!(invalid(two), vec!["port[1].iface"]);
+    // A headroom that would wrap a u32 sum around.
+    assert_eq!(invalid(&format!("[umem]\nheadroom = 4294967295\n{MINIMAL}")), vec!["umem.headroom"]);
+    // Chunks above 4 KiB need hugepage memory.
+    assert_eq!(
+        invalid(&format!("[umem]\nframe_size = 8192\nhugepages = \"none\"\nframes = 65536\n{MINIMAL}")),
+        vec!["umem.frame_size"]
+    );
+    let plan = validate(&parse(&format!("[umem]\nframe_size = 8192\nframes = 65536\n{MINIMAL}")).unwrap(), &FakeEnv);
+    assert!(plan.is_ok(), "{plan:?}");
 }

@@ -1,11 +1,21 @@
 //! The app interface: [`App`], its per-burst context [`Ctx`], and what it decides per frame
 //! ([`Verdict`], [`DropReason`]).
 //!
-//! An app is called once per received burst ([`App::process`]) and must give every frame a
-//! verdict: transmit on one of the lcore's TX targets, or drop with a named reason. It must not
-//! block, allocate, log or make syscalls. Frames never outlive the call inside app state: an
-//! app that needs bytes later (TCP reassembly) copies them into its own pre-allocated memory.
-//! Apps that originate traffic (generators, protocol timers) do so in [`App::produce`] and
+//! # The app model
+//! An app *instance* (a `[[app]]` section, or a queue's own instance) runs as one **shard** on
+//! every lcore that polls one of its queues. The shard on an lcore owns all of the instance's
+//! (port, queue)s there — for a NAT, the client side and the backend side — and whatever state
+//! it keeps (a flow-table shard, a port range). Shards of one instance never share memory; a
+//! frame that belongs to another shard's state (a reply the NIC hashed to another queue) is
+//! given [`Verdict::Handoff`] and arrives at that shard's [`App::process`] through a bounded
+//! ring, marked by [`Ingress::handed_off`]; a full ring is a counted `handoff_full` drop.
+//!
+//! An app is called once per received burst ([`App::process`]), with where the burst came in
+//! ([`Ingress`]), and must give every frame a verdict: transmit on one of the lcore's TX
+//! targets, hand it to another shard, or drop it with a named reason. It must not block,
+//! allocate, log or make syscalls. Frames never outlive the call inside app state: an app that
+//! needs bytes later (TCP reassembly) copies them into its own pre-allocated memory. Apps that
+//! originate traffic (generators, protocol timers) do so in [`App::produce`] and
 //! [`App::on_timer`], emitting frames allocated from [`Ctx::pool`].
 
 use nic::{Frame, FrameBuf, PoolCache};
@@ -16,6 +26,30 @@ use crate::time::Instant;
 /// Index of a TX target of the lcore (a local port queue, or a handoff ring to another lcore).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TxPort(pub u8);
+
+/// A port of the plan (its index), as seen by apps: where a burst came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortId(pub u16);
+
+/// One shard of an app instance: its index among the lcores the instance runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Shard(pub u16);
+
+/// Where the frames of one [`App::process`] call came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ingress {
+    /// The port the frames were received on.
+    pub port: PortId,
+    /// The shard that handed them over, if they did not come from one of this shard's queues.
+    pub handed_off: Option<Shard>,
+}
+
+impl Ingress {
+    /// Frames received from `port` by this shard itself.
+    pub const fn local(port: PortId) -> Ingress {
+        Ingress { port, handed_off: None }
+    }
+}
 
 /// Why a frame was dropped. Every reason has its own counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,7 +73,7 @@ pub enum DropReason {
     PoolEmpty,
     /// TX ring (or staging) full: the output could not keep up.
     TxRingFull,
-    /// Handoff ring to another lcore full.
+    /// Handoff ring to another lcore (TX target or app shard) full.
     HandoffFull,
     /// Policy (filter, ACL) said drop.
     Filtered,
@@ -101,6 +135,10 @@ pub enum Verdict {
     Drop(DropReason),
     /// Transmit it on a TX target of the lcore.
     Tx(TxPort),
+    /// Give it to another shard of the same app instance (its `process` sees it with
+    /// [`Ingress::handed_off`] set). A frame that was itself handed over cannot be handed on:
+    /// it is dropped as `no_route`, as is a shard the instance does not have.
+    Handoff(Shard),
 }
 
 /// Drop counters, one per reason.
@@ -203,10 +241,11 @@ impl<'a, 'u> Ctx<'a, 'u> {
     }
 }
 
-/// An app: one instance per (port, queue) binding, called by the lcore that owns it.
+/// An app shard: one per (app instance, lcore), owning the instance's queues on that lcore and
+/// called by that lcore only.
 pub trait App<'u> {
-    /// Handles one received burst: set a verdict for every frame of `batch`.
-    fn process(&mut self, cx: &mut Ctx<'_, 'u>, batch: &mut Batch<'u>);
+    /// Handles one burst that came in at `from`: set a verdict for every frame of `batch`.
+    fn process(&mut self, cx: &mut Ctx<'_, 'u>, from: Ingress, batch: &mut Batch<'u>);
 
     /// Called once per loop iteration whether or not anything was received; generators emit
     /// frames here (at most [`Ctx::tx_room`] per target). Bounded work.

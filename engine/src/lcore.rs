@@ -31,9 +31,9 @@ use std::time::Duration;
 use nic::port::Port;
 use nic::{AnyPort, Frame, FrameBuf, PoolCache};
 
-use crate::app::{App, Ctx, DropCounters, DropReason, TxPort, Verdict};
+use crate::app::{App, Ctx, DropCounters, DropReason, Ingress, PortId, Shard, TxPort, Verdict};
 use crate::batch::Batch;
-use crate::stats::{burst_bucket, LcoreCounters, LcoreSnapshot, QueueSnapshot, SharedSnapshot};
+use crate::stats::{burst_bucket, AppSnapshot, LcoreCounters, LcoreSnapshot, QueueSnapshot, SharedSnapshot};
 use crate::time::{Clock, Instant};
 
 /// Default frames per RX burst.
@@ -96,29 +96,67 @@ struct Inbound<'u> {
     to: usize,
 }
 
-struct Queue<'u, A> {
+/// A frame handed between two shards of one app instance, with the port it came in on.
+pub type Handed<'u> = (Frame<'u>, PortId);
+
+/// A command for an app shard, run on its lcore between iterations (runtime changes: backend
+/// sets, groups). Built and boxed on the control thread; the lcore only calls it.
+pub type ControlFn<A> = Box<dyn FnOnce(&mut A) + Send>;
+
+struct Queue<'u> {
     name: String,
-    app_name: String,
     port: AnyPort<'u>,
-    app: A,
+    port_id: PortId,
+    /// Index into `Lcore::apps`.
+    app: usize,
 }
 
-/// A queue added to a builder, with its app once set: (name, port, (app name, app)).
-type PendingQueue<'u, A> = (String, AnyPort<'u>, Option<(String, A)>);
+/// Handoff rings of one app shard: to each other shard (by shard index; `None` for itself and
+/// for shards it has no ring to), and from each other shard.
+struct ShardLinks<'u> {
+    to: Vec<Option<rtrb::Producer<Handed<'u>>>>,
+    from: Vec<(Shard, rtrb::Consumer<Handed<'u>>)>,
+    /// Frames given `Verdict::Handoff(s)` during one dispatch, per shard.
+    stage: Vec<FrameBuf<'u>>,
+}
 
-/// Assembles an lcore: queues first (their TX targets are needed to build apps), then apps.
+struct AppState<'u, A> {
+    name: String,
+    app: A,
+    links: ShardLinks<'u>,
+}
+
+/// Index of an app shard on its lcore (returned by [`LcoreBuilder::add_app`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppSlot(pub usize);
+
+/// A queue added to a builder: (name, port, port id, owning app once set).
+type PendingQueue<'u> = (String, AnyPort<'u>, PortId, Option<usize>);
+
+/// Assembles an lcore: queues first (their TX targets are needed to build apps), then apps,
+/// then the handoff rings between app shards.
 pub struct LcoreBuilder<'u, A> {
     opts: LcoreOptions,
     cache: PoolCache<'u>,
-    queues: Vec<PendingQueue<'u, A>>,
+    queues: Vec<PendingQueue<'u>>,
     targets: Vec<Target<'u>>,
     inbound: Vec<Inbound<'u>>,
+    apps: Vec<AppState<'u, A>>,
+    control: Option<crossbeam_channel::Receiver<(AppSlot, ControlFn<A>)>>,
 }
 
 impl<'u, A: App<'u>> LcoreBuilder<'u, A> {
     /// A builder with its frame cache.
     pub fn new(opts: LcoreOptions, cache: PoolCache<'u>) -> Self {
-        LcoreBuilder { opts, cache, queues: Vec::new(), targets: Vec::new(), inbound: Vec::new() }
+        LcoreBuilder {
+            opts,
+            cache,
+            queues: Vec::new(),
+            targets: Vec::new(),
+            inbound: Vec::new(),
+            apps: Vec::new(),
+            control: None,
+        }
     }
 
     /// The cache (to prime ports' fill rings while opening them).
@@ -126,9 +164,10 @@ impl<'u, A: App<'u>> LcoreBuilder<'u, A> {
         &mut self.cache
     }
 
-    /// Adds a (port, queue) this lcore polls; returns it as a TX target.
-    pub fn add_queue(&mut self, name: impl Into<String>, port: AnyPort<'u>) -> TxPort {
-        self.queues.push((name.into(), port, None));
+    /// Adds a (port, queue) this lcore polls, received frames marked as coming from `port_id`;
+    /// returns it as a TX target.
+    pub fn add_queue(&mut self, name: impl Into<String>, port_id: PortId, port: AnyPort<'u>) -> TxPort {
+        self.queues.push((name.into(), port, port_id, None));
         self.targets.push(Target::Local(self.queues.len() - 1));
         TxPort((self.targets.len() - 1) as u8)
     }
@@ -141,31 +180,69 @@ impl<'u, A: App<'u>> LcoreBuilder<'u, A> {
 
     /// Frames arriving on `ring` (from another lcore) are sent on local target `to`.
     pub fn add_inbound(&mut self, ring: rtrb::Consumer<Frame<'u>>, to: TxPort) {
-        let q = match self.targets.get(to.0 as usize) {
-            Some(Target::Local(q)) => *q,
-            _ => panic!("inbound handoff must target a local queue"),
-        };
+        let q = self.local_queue(to, "inbound handoff");
         self.inbound.push(Inbound { ring, to: q });
     }
 
-    /// Installs the app of the queue added as `queue`.
-    pub fn set_app(&mut self, queue: TxPort, app_name: impl Into<String>, app: A) {
-        let q = match self.targets.get(queue.0 as usize) {
+    fn local_queue(&self, t: TxPort, what: &str) -> usize {
+        match self.targets.get(t.0 as usize) {
             Some(Target::Local(q)) => *q,
-            _ => panic!("set_app on a target that is not a local queue"),
-        };
-        self.queues[q].2 = Some((app_name.into(), app));
+            _ => panic!("{what}: target {} is not a local queue", t.0),
+        }
+    }
+
+    /// Installs an app shard owning the local queues `queues` (a daemon bug panics: a queue
+    /// that is not local, or already owned).
+    pub fn add_app(&mut self, name: impl Into<String>, app: A, queues: &[TxPort]) -> AppSlot {
+        let slot = self.apps.len();
+        for &t in queues {
+            let q = self.local_queue(t, "add_app");
+            assert!(self.queues[q].3.is_none(), "queue {} already has an app", self.queues[q].0);
+            self.queues[q].3 = Some(slot);
+        }
+        let links = ShardLinks { to: Vec::new(), from: Vec::new(), stage: Vec::new() };
+        self.apps.push(AppState { name: name.into(), app, links });
+        AppSlot(slot)
+    }
+
+    /// Installs an app shard owning the one queue `queue` (the common case).
+    pub fn set_app(&mut self, queue: TxPort, name: impl Into<String>, app: A) -> AppSlot {
+        self.add_app(name, app, &[queue])
+    }
+
+    /// Frames app shard `slot` hands to `shard` go through `ring`.
+    pub fn add_shard_out(&mut self, slot: AppSlot, shard: Shard, ring: rtrb::Producer<Handed<'u>>) {
+        let links = &mut self.apps[slot.0].links;
+        let i = shard.0 as usize;
+        if links.to.len() <= i {
+            links.to.resize_with(i + 1, || None);
+        }
+        links.to[i] = Some(ring);
+    }
+
+    /// Frames shard `from` hands to app shard `slot` arrive on `ring`.
+    pub fn add_shard_in(&mut self, slot: AppSlot, from: Shard, ring: rtrb::Consumer<Handed<'u>>) {
+        self.apps[slot.0].links.from.push((from, ring));
+    }
+
+    /// Commands for this lcore's app shards arrive on `rx` (checked every few hundred
+    /// iterations, never between frames).
+    pub fn control(&mut self, rx: crossbeam_channel::Receiver<(AppSlot, ControlFn<A>)>) {
+        self.control = Some(rx);
     }
 
     /// Builds the lcore. Panics if a queue has no app (a daemon bug).
-    pub fn build(self, stop: Arc<AtomicBool>) -> (Lcore<'u, A>, SharedSnapshot) {
+    pub fn build(mut self, stop: Arc<AtomicBool>) -> (Lcore<'u, A>, SharedSnapshot) {
         let burst = self.opts.burst.max(1);
-        let queues: Vec<Queue<'u, A>> = self
+        for a in &mut self.apps {
+            a.links.stage = (0..a.links.to.len()).map(|_| FrameBuf::with_capacity(burst)).collect();
+        }
+        let queues: Vec<Queue<'u>> = self
             .queues
             .into_iter()
-            .map(|(name, port, app)| {
-                let (app_name, app) = app.unwrap_or_else(|| panic!("queue {name} has no app"));
-                Queue { name, app_name, port, app }
+            .map(|(name, port, port_id, app)| {
+                let app = app.unwrap_or_else(|| panic!("queue {name} has no app"));
+                Queue { name, port, port_id, app }
             })
             .collect();
         let staging = (0..self.targets.len()).map(|_| FrameBuf::with_capacity(2 * burst)).collect();
@@ -176,8 +253,13 @@ impl<'u, A: App<'u>> LcoreBuilder<'u, A> {
             running: true,
             queues: queues
                 .iter()
-                .map(|q| QueueSnapshot { name: q.name.clone(), app: q.app_name.clone(), ..Default::default() })
+                .map(|q| QueueSnapshot {
+                    name: q.name.clone(),
+                    app: self.apps[q.app].name.clone(),
+                    ..Default::default()
+                })
                 .collect(),
+            apps: self.apps.iter().map(|a| AppSnapshot { name: a.name.clone(), counters: Vec::new() }).collect(),
             ..Default::default()
         };
         let shared = Arc::new(Mutex::new(snapshot.clone()));
@@ -187,10 +269,12 @@ impl<'u, A: App<'u>> LcoreBuilder<'u, A> {
             cache: self.cache,
             batch: Batch::with_capacity(burst),
             queues,
+            apps: self.apps,
             targets: self.targets,
             inbound: self.inbound,
             staging,
             counters: LcoreCounters::default(),
+            control: self.control,
             stop,
             shared: shared.clone(),
             scratch: snapshot,
@@ -206,11 +290,13 @@ pub struct Lcore<'u, A> {
     burst: usize,
     cache: PoolCache<'u>,
     batch: Batch<'u>,
-    queues: Vec<Queue<'u, A>>,
+    queues: Vec<Queue<'u>>,
+    apps: Vec<AppState<'u, A>>,
     targets: Vec<Target<'u>>,
     inbound: Vec<Inbound<'u>>,
     staging: Vec<FrameBuf<'u>>,
     counters: LcoreCounters,
+    control: Option<crossbeam_channel::Receiver<(AppSlot, ControlFn<A>)>>,
     stop: Arc<AtomicBool>,
     shared: SharedSnapshot,
     scratch: LcoreSnapshot,
@@ -238,7 +324,7 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
             }
         }
         let _span = tracing::info_span!("lcore", name = %self.opts.name, cpu = ?self.opts.cpu).entered();
-        tracing::debug!(queues = self.queues.len(), burst = self.burst, idle = ?self.opts.idle, "lcore running");
+        tracing::debug!(queues = self.queues.len(), apps = self.apps.len(), burst = self.burst, idle = ?self.opts.idle, "lcore running");
         let clock = self.opts.clock.unwrap_or_default();
         let start = clock.now();
         let mut next_publish = start + self.opts.publish_every;
@@ -250,8 +336,11 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
             let now = clock.now();
             self.counters.note_gap(now - prev);
             prev = now;
-            if iter & 255 == 0 && (self.stop.load(Ordering::Relaxed) || self.queues.iter().all(|q| q.app.is_done())) {
-                break;
+            if iter & 255 == 0 {
+                if self.stop.load(Ordering::Relaxed) || self.apps.iter().all(|a| a.app.is_done()) {
+                    break;
+                }
+                self.run_control();
             }
             iter += 1;
             let work = self.poll_once(now);
@@ -272,25 +361,44 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
             }
         }
         self.drain(&clock);
-        for q in &mut self.queues {
-            q.app.finish();
+        for a in &mut self.apps {
+            a.app.finish();
         }
         let elapsed = clock.now() - start;
         self.publish(elapsed, true, false);
-        // Give back what is still staged (counted: these frames were not sent).
+        // Give back what is still staged or waiting in inbound shard rings (counted: these
+        // frames were not sent).
         for s in &mut self.staging {
             self.counters.drops.add(DropReason::TxRingFull, s.len() as u64);
             self.cache.free_burst(s);
         }
+        for a in &mut self.apps {
+            for (_, r) in &mut a.links.from {
+                while let Ok((f, _)) = r.pop() {
+                    self.counters.drops.add(DropReason::HandoffFull, 1);
+                    self.cache.free(f);
+                }
+            }
+        }
         self.publish(elapsed, false, false);
         self.scratch.clone()
+    }
+
+    /// Runs the commands waiting for this lcore's app shards (between iterations).
+    fn run_control(&mut self) {
+        let Some(rx) = &self.control else { return };
+        while let Ok((slot, f)) = rx.try_recv() {
+            if let Some(a) = self.apps.get_mut(slot.0) {
+                f(&mut a.app);
+            }
+        }
     }
 
     /// One iteration. Returns the number of frames received, produced or sent.
     #[inline]
     pub fn poll_once(&mut self, now: Instant) -> usize {
         let busy_poll = self.opts.idle == IdleMode::BusyPoll;
-        let Lcore { burst, cache, batch, queues, targets, inbound, staging, counters, .. } = self;
+        let Lcore { burst, cache, batch, queues, apps, targets, inbound, staging, counters, .. } = self;
         counters.iterations += 1;
         let mut work = 0usize;
         for q in queues.iter_mut() {
@@ -298,6 +406,8 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
             if busy_poll {
                 q.port.idle_kick();
             }
+            let a = &mut apps[q.app];
+            let from = Ingress::local(q.port_id);
             // Drain: bursts until one comes back short, at most MAX_RX_BURSTS, and only while
             // the frames a burst stages still leave every target a burst of room (what cannot
             // be staged stays in the RX ring, where the kernel counts it, instead of being
@@ -320,8 +430,10 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
                 let staged_before = staged_len(staging);
                 batch.reset();
                 let mut cx = Ctx { now, pool: cache, drops: &mut counters.drops, staging };
-                q.app.process(&mut cx, batch);
-                dispatch(batch, staging, cache, &mut counters.drops);
+                a.app.process(&mut cx, from, batch);
+                let mut sinks = Sinks { staging, shards: &mut a.links.stage };
+                dispatch(batch, &mut sinks, cache, &mut counters.drops);
+                flush_handoff(&mut a.links, from.port, cache, counters);
                 if n < *burst || rounds == MAX_RX_BURSTS {
                     break;
                 }
@@ -343,11 +455,14 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
                 work += n;
             }
         }
-        for q in queues.iter_mut() {
+        for a in apps.iter_mut() {
+            work += take_handed(a, *burst, now, batch, cache, staging, counters);
+        }
+        for a in apps.iter_mut() {
             let mut cx = Ctx { now, pool: cache, drops: &mut counters.drops, staging };
-            q.app.produce(&mut cx);
-            if q.app.poll_at().is_some_and(|t| now >= t) {
-                q.app.on_timer(&mut cx);
+            a.app.produce(&mut cx);
+            if a.app.poll_at().is_some_and(|t| now >= t) {
+                a.app.on_timer(&mut cx);
             }
         }
         for (t, target) in targets.iter_mut().enumerate() {
@@ -391,7 +506,8 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
                 for q in &mut self.queues {
                     q.port.idle_kick();
                 }
-                if idle_run >= IDLE_BEFORE_SLEEP && self.staging.iter().all(|s| s.is_empty()) {
+                let shard_rings_empty = self.apps.iter().all(|a| a.links.from.iter().all(|(_, r)| r.is_empty()));
+                if idle_run >= IDLE_BEFORE_SLEEP && shard_rings_empty && self.staging.iter().all(|s| s.is_empty()) {
                     let mut fds = [0i32; 16];
                     let mut n = 0;
                     for q in &self.queues {
@@ -461,10 +577,12 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
                     qs.xdp = Some(x);
                 }
             }
+        }
+        for (as_, a) in s.apps.iter_mut().zip(&self.apps) {
             self.report_buf.clear();
-            q.app.report(&mut self.report_buf);
-            qs.app_counters.clear();
-            qs.app_counters.extend_from_slice(&self.report_buf);
+            a.app.report(&mut self.report_buf);
+            as_.counters.clear();
+            as_.counters.extend_from_slice(&self.report_buf);
         }
         let lock = if running { self.shared.try_lock().ok() } else { self.shared.lock().ok() };
         if let Some(mut g) = lock {
@@ -482,15 +600,15 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
         &self.cache
     }
 
-    /// The apps, in queue order (tests and drivers that step the lcore with
-    /// [`Lcore::poll_once`] read their results here).
-    pub fn apps(&self) -> impl Iterator<Item = &A> {
-        self.queues.iter().map(|q| &q.app)
+    /// The app shards, in the order they were added (tests and drivers that step the lcore
+    /// with [`Lcore::poll_once`] read their results here).
+    pub fn apps(&self) -> impl Iterator<Item = &A> + use<'_, 'u, A> {
+        self.apps.iter().map(|a| &a.app)
     }
 
-    /// The apps, mutable.
+    /// The app shards, mutable.
     pub fn apps_mut(&mut self) -> impl Iterator<Item = &mut A> + use<'_, 'u, A> {
-        self.queues.iter_mut().map(|q| &mut q.app)
+        self.apps.iter_mut().map(|a| &mut a.app)
     }
 
     /// Frames currently staged for transmission.
@@ -505,54 +623,128 @@ fn staged_len(staging: &[FrameBuf<'_>]) -> usize {
     staging.iter().map(|s| s.len()).sum()
 }
 
+/// Where dispatch puts frames: TX staging per target, and handoff staging per shard (empty
+/// while dispatching frames that were themselves handed over).
+struct Sinks<'a, 'u> {
+    staging: &'a mut [FrameBuf<'u>],
+    shards: &'a mut [FrameBuf<'u>],
+}
+
+impl<'u> Sinks<'_, 'u> {
+    /// Stages `f` per `v`; gives it back with the drop reason when it cannot be staged.
+    #[inline]
+    fn put(&mut self, f: Frame<'u>, v: Verdict) -> Result<(), (Frame<'u>, DropReason)> {
+        let (buf, full) = match v {
+            Verdict::Drop(r) => return Err((f, r)),
+            Verdict::Tx(t) => (self.staging.get_mut(t.0 as usize), DropReason::TxRingFull),
+            Verdict::Handoff(s) => (self.shards.get_mut(s.0 as usize), DropReason::HandoffFull),
+        };
+        match buf {
+            Some(b) => b.push(f).map_err(|f| (f, full)),
+            None => Err((f, DropReason::NoRoute)),
+        }
+    }
+}
+
 /// Moves every frame of `batch` to its verdict's destination.
 #[inline]
-fn dispatch<'u>(
-    batch: &mut Batch<'u>,
-    staging: &mut [FrameBuf<'u>],
-    cache: &mut PoolCache<'u>,
-    drops: &mut DropCounters,
-) {
+fn dispatch<'u>(batch: &mut Batch<'u>, sinks: &mut Sinks<'_, 'u>, cache: &mut PoolCache<'u>, drops: &mut DropCounters) {
     if let Some(v) = batch.uniform() {
         let frames = &mut batch.frames;
-        match v {
-            Verdict::Tx(t) => {
-                if let Some(s) = staging.get_mut(t.0 as usize) {
-                    s.append_from(frames);
-                }
-                if !frames.is_empty() {
-                    let reason =
-                        if staging.get(t.0 as usize).is_some() { DropReason::TxRingFull } else { DropReason::NoRoute };
-                    drops.add(reason, frames.len() as u64);
-                    cache.free_burst(frames);
-                }
-            }
+        let (buf, full) = match v {
             Verdict::Drop(r) => {
                 drops.add(r, frames.len() as u64);
                 cache.free_burst(frames);
+                return;
             }
+            Verdict::Tx(t) => (sinks.staging.get_mut(t.0 as usize), DropReason::TxRingFull),
+            Verdict::Handoff(s) => (sinks.shards.get_mut(s.0 as usize), DropReason::HandoffFull),
+        };
+        let reason = match buf {
+            Some(b) => {
+                b.append_from(frames);
+                full
+            }
+            None => DropReason::NoRoute,
+        };
+        if !frames.is_empty() {
+            drops.add(reason, frames.len() as u64);
+            cache.free_burst(frames);
         }
         return;
     }
     let (frames, verdicts) = batch.parts();
     for (f, v) in frames.drain().zip(verdicts.iter()) {
-        match *v {
-            Verdict::Tx(t) => match staging.get_mut(t.0 as usize) {
-                Some(s) => {
-                    if let Err(f) = s.push(f) {
-                        drops.add(DropReason::TxRingFull, 1);
-                        cache.free(f);
-                    }
-                }
-                None => {
-                    drops.add(DropReason::NoRoute, 1);
-                    cache.free(f);
-                }
-            },
-            Verdict::Drop(r) => {
-                drops.add(r, 1);
-                cache.free(f);
-            }
+        if let Err((f, r)) = sinks.put(f, *v) {
+            drops.add(r, 1);
+            cache.free(f);
         }
     }
+}
+
+/// Posts the frames one dispatch staged for other shards into their rings, each tagged with
+/// the port it came in on; what a full ring refuses is dropped as `handoff_full`.
+#[inline]
+fn flush_handoff<'u>(
+    links: &mut ShardLinks<'u>,
+    port: PortId,
+    cache: &mut PoolCache<'u>,
+    counters: &mut LcoreCounters,
+) {
+    for (stage, ring) in links.stage.iter_mut().zip(links.to.iter_mut()) {
+        if stage.is_empty() {
+            continue;
+        }
+        if let Some(ring) = ring {
+            let n = ring.slots().min(stage.len());
+            if n > 0 {
+                if let Ok(chunk) = ring.write_chunk_uninit(n) {
+                    chunk.fill_from_iter(stage.drain_front(n).map(|f| (f, port)));
+                    counters.handoff_out += n as u64;
+                }
+            }
+        }
+        counters.drops.add(DropReason::HandoffFull, stage.len() as u64);
+        cache.free_burst(stage);
+    }
+}
+
+/// Takes what other shards handed to app shard `a` (at most a burst per ring), in runs of
+/// frames from the same port, and runs each run through the app like a received burst.
+fn take_handed<'u, A: App<'u>>(
+    a: &mut AppState<'u, A>,
+    burst: usize,
+    now: Instant,
+    batch: &mut Batch<'u>,
+    cache: &mut PoolCache<'u>,
+    staging: &mut [FrameBuf<'u>],
+    counters: &mut LcoreCounters,
+) -> usize {
+    let mut work = 0;
+    for (shard, ring) in a.links.from.iter_mut() {
+        let mut left = ring.slots().min(burst);
+        while left > 0 {
+            // Length of the leading run of frames that came in on one port.
+            let (run, port) = {
+                let Ok(chunk) = ring.read_chunk(left) else { break };
+                let (x, y) = chunk.as_slices();
+                let port = x[0].1;
+                (x.iter().chain(y).take_while(|h| h.1 == port).count(), port)
+            };
+            let Ok(chunk) = ring.read_chunk(run) else { break };
+            for (f, _) in chunk {
+                let _ = batch.frames.push(f);
+            }
+            left -= run;
+            work += run;
+            counters.handoff_in += run as u64;
+            batch.reset();
+            let from = Ingress { port, handed_off: Some(*shard) };
+            let mut cx = Ctx { now, pool: cache, drops: &mut counters.drops, staging };
+            a.app.process(&mut cx, from, batch);
+            let mut sinks = Sinks { staging, shards: &mut [] };
+            dispatch(batch, &mut sinks, cache, &mut counters.drops);
+        }
+    }
+    work
 }

@@ -17,8 +17,10 @@ pub mod stats;
 pub mod time;
 pub mod wire;
 
-pub use app::{App, Ctx, DropCounters, DropReason, TxPort, Verdict};
+pub use app::{App, Ctx, DropCounters, DropReason, Ingress, PortId, Shard, TxPort, Verdict};
 pub use batch::Batch;
-pub use lcore::{IdleMode, Lcore, LcoreBuilder, LcoreOptions, DEFAULT_BURST, MAX_RX_BURSTS};
-pub use stats::{LcoreCounters, LcoreSnapshot, QueueSnapshot, Rates, SharedSnapshot};
+pub use lcore::{
+    AppSlot, ControlFn, Handed, IdleMode, Lcore, LcoreBuilder, LcoreOptions, DEFAULT_BURST, MAX_RX_BURSTS,
+};
+pub use stats::{AppSnapshot, LcoreCounters, LcoreSnapshot, QueueSnapshot, Rates, SharedSnapshot};
 pub use time::{Clock, Instant};

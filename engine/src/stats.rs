@@ -108,10 +108,17 @@ pub struct QueueSnapshot {
     pub port: PortCounters,
     /// Kernel XDP statistics (AF_XDP ports; refreshed at most once per second).
     pub xdp: Option<XdpStatistics>,
-    /// App name.
+    /// Name of the app instance that owns the queue.
     pub app: String,
-    /// App counters.
-    pub app_counters: Vec<(&'static str, u64)>,
+}
+
+/// What one app shard reported at publication time.
+#[derive(Debug, Clone, Default)]
+pub struct AppSnapshot {
+    /// Instance name.
+    pub name: String,
+    /// App counters, as (name, value).
+    pub counters: Vec<(&'static str, u64)>,
 }
 
 /// A published copy of an lcore's state.
@@ -129,6 +136,8 @@ pub struct LcoreSnapshot {
     pub cache: CacheStats,
     /// Per-queue state.
     pub queues: Vec<QueueSnapshot>,
+    /// Per-app-shard state.
+    pub apps: Vec<AppSnapshot>,
     /// Whether the loop is still running.
     pub running: bool,
     /// Configured burst size.

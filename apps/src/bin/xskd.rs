@@ -214,7 +214,7 @@ fn overrides(o: &OverrideArgs) -> Result<config::Overrides, Vec<config::ConfigEr
 }
 
 /// Loads, overrides and validates; prints every problem and returns None on failure.
-fn load_plan(path: &std::path::Path, o: &OverrideArgs) -> Option<config::Plan> {
+fn load_plan(path: &std::path::Path, o: &OverrideArgs) -> Option<apps::registry::Plan> {
     let report = |errs: Vec<config::ConfigError>| {
         eprintln!("xskd: {} configuration problem(s) in {}:", errs.len(), path.display());
         for e in errs {
@@ -283,7 +283,7 @@ fn run(a: RunArgs) -> ExitCode {
             }
         }
     });
-    let opts = apps::daemon::RunOptions { stop, print_lines: !a.quiet, on_ready: Some(ready_tx), on_pktgen: None };
+    let opts = apps::daemon::RunOptions { stop, print_lines: !a.quiet, on_ready: Some(ready_tx), on_apps: None };
     let result = apps::daemon::run(&plan, opts);
     let _ = waiter.join();
     match result {

@@ -27,7 +27,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use engine::{App, Batch, Ctx, DropReason, Instant, TxPort, Verdict};
+use engine::{App, Batch, Ctx, DropReason, Ingress, Instant, TxPort, Verdict};
+
+use crate::params::ParamErrors;
+use crate::registry::{AppHandle, AppKind, BuildCtx, Handled};
 
 use super::build::FrameBuilder;
 use super::pcap::{read_frames, CaptureRing, PcapSink};
@@ -358,9 +361,49 @@ impl Pktgen {
     }
 }
 
+impl AppKind for PktgenSpec {
+    type App = Pktgen;
+
+    fn parse(t: &toml::Table) -> Result<PktgenSpec, ParamErrors> {
+        PktgenSpec::parse(t)
+    }
+
+    fn port_refs(&self) -> Vec<(&'static str, String)> {
+        match &self.peer {
+            Some(p) if self.role.sends() => vec![("peer", p.clone())],
+            _ => Vec::new(),
+        }
+    }
+
+    /// A pktgen shard works on its first queue: it receives there and, without `peer`, sends
+    /// there too.
+    fn build(&self, cx: &BuildCtx<'_>) -> Result<Pktgen, String> {
+        let own = cx.first();
+        if !self.role.sends() {
+            return Pktgen::new(self, own.tx, [0; 6]);
+        }
+        let peer = self.peer.as_deref().unwrap_or(&own.port_name);
+        let to = cx.tx_of(peer, "pktgen peer")?;
+        let src = match self.src_mac {
+            Some(m) => m,
+            None if self.pcap.is_none() => {
+                (cx.mac_of)(peer).ok_or_else(|| format!("cannot read the MAC address of port '{peer}'; set src_mac"))?
+            }
+            None => [0; 6],
+        };
+        Pktgen::new(self, to, src)
+    }
+}
+
+impl Handled for Pktgen {
+    fn handle(&self) -> Option<AppHandle> {
+        Some(AppHandle::Pktgen(Pktgen::handle(self)))
+    }
+}
+
 impl<'u> App<'u> for Pktgen {
     #[inline]
-    fn process(&mut self, cx: &mut Ctx<'_, 'u>, batch: &mut Batch<'u>) {
+    fn process(&mut self, cx: &mut Ctx<'_, 'u>, _from: Ingress, batch: &mut Batch<'u>) {
         let now = cx.now;
         match &mut self.rx {
             Some(rx) => {
