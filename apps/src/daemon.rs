@@ -26,6 +26,7 @@ use engine::{AppSlot, IdleMode, LcoreBuilder, LcoreOptions, LcoreSnapshot, PortI
 use nic::xdp::{AttachedMode, XdpProgStats, XdpProgram};
 use nic::{AnyPort, Backing, NullPort, PageSize, PoolCache, Region, RingPort, Umem, UmemConfig, XskConfig};
 
+use crate::control::{ControlCtx, ControlSocket, Instance, LcoreControl, Shards};
 use crate::registry::{AnyApp, AppHandle, BuildCtx, Plan, QueueInfo};
 use crate::report;
 
@@ -94,6 +95,8 @@ pub struct RunReport {
 const CACHE_SIZE: usize = 1024;
 /// Slots of a handoff ring between two lcores.
 const HANDOFF_SLOTS: usize = 4096;
+/// How often app controllers run.
+const CONTROL_TICK: Duration = Duration::from_millis(100);
 
 /// Runs `plan` until stopped; see the module docs for the sequence.
 pub fn run(plan: &Plan, opts: RunOptions) -> Result<RunReport> {
@@ -337,6 +340,7 @@ fn build_shards(
                 name: &app.name,
                 shard: Shard(shard as u16),
                 shards: app.lcores.len() as u16,
+                burst: plan.engine.burst as usize,
                 queues: &queues,
                 resolve: &resolve,
                 port_id: &port_id,
@@ -385,6 +389,34 @@ fn link_shards(plan: &Plan, builders: &mut [LcoreBuilder<'_, AnyApp>], built: &[
     }
 }
 
+/// Step 5: a command channel per lcore, and each instance's controller with the shards it
+/// commands.
+fn controllers(plan: &Plan, builders: &mut [LcoreBuilder<'_, AnyApp>], built: &[Built]) -> Vec<Instance> {
+    let channels: Vec<LcoreControl> = builders
+        .iter_mut()
+        .map(|b| {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            b.control(rx);
+            tx
+        })
+        .collect();
+    plan.apps
+        .iter()
+        .enumerate()
+        .map(|(ai, app)| {
+            let shards = Shards::new(
+                built.iter().filter(|b| b.app == ai).map(|b| (channels[b.lcore].clone(), b.slot)).collect(),
+            );
+            let iface_of = |name: &str| match &plan.ports[plan.port_index(name)?].kind {
+                PortPlanKind::Xsk(x) => Some(x.iface.clone()),
+                PortPlanKind::Null { .. } => None,
+            };
+            let cx = ControlCtx { name: &app.name, iface_of: &iface_of };
+            Instance { name: app.name.clone(), kind: app.params.kind(), controller: app.params.controller(&cx), shards }
+        })
+        .collect()
+}
+
 fn run_with_programs(
     plan: &Plan,
     opts: &RunOptions,
@@ -407,6 +439,13 @@ fn run_with_programs(
     let mut entries = Vec::new();
     let built = build_shards(plan, &mut builders, &local, &remote, &macs, &mut entries)?;
     link_shards(plan, &mut builders, &built);
+    let mut instances = controllers(plan, &mut builders, &built);
+    let socket = plan.engine.control_socket.as_deref().map(ControlSocket::bind).transpose()?;
+    for i in &mut instances {
+        if let Some(c) = &mut i.controller {
+            c.start(&i.shards).map_err(|e| anyhow!("app {} ({}): {e}", i.name, i.kind))?;
+        }
+    }
     if let Some(tx) = &opts.on_apps {
         let _ = tx.send(entries);
     }
@@ -453,13 +492,25 @@ fn run_with_programs(
         let mut prev: Vec<LcoreSnapshot> = shared.iter().map(|s| s.lock().expect("snapshot").clone()).collect();
         let interval = plan.engine.stats_interval;
         let mut next = started + interval;
+        let mut next_tick = started;
         loop {
             let all_done = handles.iter().all(|h| h.is_finished());
             if stop.load(Ordering::Relaxed) || all_done || plan.engine.duration.is_some_and(|d| started.elapsed() >= d)
             {
                 break;
             }
+            if let Some(sock) = &socket {
+                sock.serve_pending(&mut instances);
+            }
             let now = Instant::now();
+            if now >= next_tick {
+                for i in &mut instances {
+                    if let Some(c) = &mut i.controller {
+                        c.tick(&i.shards);
+                    }
+                }
+                next_tick = now + CONTROL_TICK;
+            }
             if now >= next {
                 for (i, sh) in shared.iter().enumerate() {
                     let cur = sh.lock().expect("snapshot").clone();
@@ -485,6 +536,11 @@ fn run_with_programs(
         let mut finals = Vec::new();
         for h in handles {
             finals.push(h.join().map_err(|_| anyhow!("an lcore thread panicked"))?);
+        }
+        for i in &mut instances {
+            if let Some(c) = &mut i.controller {
+                c.stop();
+            }
         }
         Ok(finals)
     })?;

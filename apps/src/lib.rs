@@ -5,12 +5,14 @@
 //! * [`pktgen_cmd`]: `xskd pktgen`, flags/profile → config → daemon, AF_XDP or live-frames TX.
 //! * [`registry`]: the app list, parameter validation, [`registry::AnyApp`].
 //! * [`daemon`]: plan → UMEM → XDP → sockets → pinned lcores → orderly stop.
+//! * [`control`]: app controllers, the shards they command, the control socket (`xskd ctl`).
 //! * [`report`]: per-interval lines, the summary, JSON.
 //! * [`demo`]: `xskd demo`, the engine on a throw-away veth topology.
 //! * [`udpflow`]: kernel UDP sender/receiver with per-byte checking (demo and tests).
 //! * [`params`]: typed access to app parameter tables.
 #![recursion_limit = "256"]
 
+pub mod control;
 pub mod daemon;
 pub mod demo;
 pub mod params;

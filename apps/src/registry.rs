@@ -11,6 +11,7 @@
 
 use engine::{App, Batch, Ctx, Ingress, Instant, PortId, Shard, TxPort};
 
+use crate::control::{ControlCtx, Controller};
 use crate::params::ParamErrors;
 
 /// One queue of the shard being built.
@@ -34,6 +35,8 @@ pub struct BuildCtx<'a> {
     pub shard: Shard,
     /// Number of shards of the instance (lcores it runs on).
     pub shards: u16,
+    /// Frames per RX burst (the most a `process` call sees at once).
+    pub burst: usize,
     /// The shard's own queues, in file order (at least one).
     pub queues: &'a [QueueInfo],
     /// Resolves a port name to a TX target reachable from this lcore (its own queue of that
@@ -80,6 +83,16 @@ pub trait AppKind: Sized + Clone + PartialEq + std::fmt::Debug {
     }
     /// Builds the shard described by `cx`.
     fn build(&self, cx: &BuildCtx<'_>) -> Result<Self::App, String>;
+    /// Traffic the app needs on its ports (a port without an explicit `claim` claims the union
+    /// of what its apps ask for).
+    fn claims(&self) -> Vec<(String, config::ClaimRule)> {
+        Vec::new()
+    }
+    /// The instance's control-thread side, if it has work off the data path or runtime
+    /// commands.
+    fn controller(&self, _cx: &ControlCtx<'_>) -> Option<Box<dyn Controller>> {
+        None
+    }
 }
 
 /// What a caller may watch or drive while an instance runs (taken before the apps move into
@@ -138,6 +151,16 @@ macro_rules! apps {
             /// Builds one shard.
             pub fn build(&self, cx: &BuildCtx<'_>) -> Result<AnyApp, String> {
                 match self { $( AppParams::$variant(p) => p.build(cx).map(|a| AnyApp::$variant(Box::new(a))), )+ }
+            }
+
+            /// Claim rules the app asks for (see [`AppKind::claims`]).
+            pub fn claims(&self) -> Vec<(String, config::ClaimRule)> {
+                match self { $( AppParams::$variant(p) => p.claims(), )+ }
+            }
+
+            /// The instance's controller (see [`AppKind::controller`]).
+            pub fn controller(&self, cx: &ControlCtx<'_>) -> Option<Box<dyn Controller>> {
+                match self { $( AppParams::$variant(p) => p.controller(cx), )+ }
             }
         }
 
@@ -260,6 +283,9 @@ impl config::Environment for XskdEnv {
     fn port_refs(&self, params: &AppParams) -> Vec<(String, String)> {
         params.port_refs().into_iter().map(|(k, p)| (k.to_string(), p)).collect()
     }
+    fn port_claims(&self, params: &AppParams) -> Vec<(String, config::ClaimRule)> {
+        params.claims()
+    }
 }
 
 /// The validated plan of this build.
@@ -294,7 +320,7 @@ mod tests {
         mac_of: &'a dyn Fn(&str) -> Option<[u8; 6]>,
         port_id: &'a dyn Fn(&str) -> Option<PortId>,
     ) -> BuildCtx<'a> {
-        BuildCtx { name: "t", shard: Shard(0), shards: 1, queues, resolve, port_id, mac_of }
+        BuildCtx { name: "t", shard: Shard(0), shards: 1, burst: 64, queues, resolve, port_id, mac_of }
     }
 
     #[test]

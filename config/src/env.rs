@@ -34,6 +34,12 @@ pub trait Environment {
     /// Ports the parameters name, as (key suffix under `params`, port name), so validation can
     /// check that each exists and is polled by some lcore.
     fn port_refs(&self, params: &Self::Params) -> Vec<(String, String)>;
+    /// Traffic the app needs steered to it, as (port name, rule): a port whose `claim` is not
+    /// set claims exactly the union of these (or everything when no app asks for any), so a
+    /// VIP or a NAT port range is written once, in the app's parameters.
+    fn port_claims(&self, _params: &Self::Params) -> Vec<(String, crate::ClaimRule)> {
+        Vec::new()
+    }
 }
 
 /// The real machine: interfaces from /sys/class/net, CPUs from /sys/devices/system/cpu/online.

@@ -14,6 +14,8 @@ pub struct Overrides {
     pub duration_secs: Option<f64>,
     /// `[engine] stats_interval_ms`.
     pub stats_interval_ms: Option<u64>,
+    /// `[engine] control_socket`.
+    pub control_socket: Option<String>,
     /// `[umem] frames`.
     pub frames: Option<u32>,
     /// `[umem] frame_size`.
@@ -50,6 +52,9 @@ impl Overrides {
             cfg.engine.duration_secs = self.duration_secs;
         }
         set(&mut cfg.engine.stats_interval_ms, self.stats_interval_ms);
+        if self.control_socket.is_some() {
+            cfg.engine.control_socket.clone_from(&self.control_socket);
+        }
         set(&mut cfg.umem.frames, self.frames);
         set(&mut cfg.umem.frame_size, self.frame_size);
         set(&mut cfg.umem.hugepages, self.hugepages);

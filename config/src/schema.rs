@@ -36,11 +36,13 @@ pub struct EngineSection {
     pub stats_interval_ms: u64,
     /// Stop after this many seconds (absent: run until SIGINT/SIGTERM).
     pub duration_secs: Option<f64>,
+    /// Path of the control socket (`xskd ctl`); absent: none.
+    pub control_socket: Option<String>,
 }
 
 impl Default for EngineSection {
     fn default() -> Self {
-        EngineSection { burst: 64, idle: Idle::Spin, stats_interval_ms: 1000, duration_secs: None }
+        EngineSection { burst: 64, idle: Idle::Spin, stats_interval_ms: 1000, duration_secs: None, control_socket: None }
     }
 }
 
@@ -233,7 +235,7 @@ string_enum!(
 
 /// Known keys per section (for reporting every unknown key at once).
 pub(crate) const TOP_KEYS: &[&str] = &["engine", "umem", "port", "app", "queue"];
-pub(crate) const ENGINE_KEYS: &[&str] = &["burst", "idle", "stats_interval_ms", "duration_secs"];
+pub(crate) const ENGINE_KEYS: &[&str] = &["burst", "idle", "stats_interval_ms", "duration_secs", "control_socket"];
 pub(crate) const UMEM_KEYS: &[&str] = &["frames", "frame_size", "headroom", "hugepages"];
 pub(crate) const PORT_KEYS: &[&str] = &[
     "name",

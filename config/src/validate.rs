@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use crate::claim::{self, Claim};
+use crate::claim::{self, Claim, ClaimRule};
 use crate::env::Environment;
 use crate::schema::{BindMode, EngineConfig, Hugepages, Idle, PortKind, XdpMode};
 use crate::ConfigError;
@@ -74,6 +74,8 @@ pub struct EnginePlan {
     pub stats_interval: Duration,
     /// Bounded run time.
     pub duration: Option<Duration>,
+    /// Control socket path.
+    pub control_socket: Option<std::path::PathBuf>,
 }
 
 /// `[umem]`, resolved.
@@ -190,7 +192,9 @@ pub fn validate<E: Environment>(cfg: &EngineConfig, env: &E) -> Result<Plan<E::P
     let ports = check_ports(cfg, env, &mut errs);
     let apps = check_apps(cfg, env, &mut errs);
     let queues = check_queues(cfg, env, &ports, apps, &mut errs);
+    let mut ports = ports;
     check_references(cfg, env, &ports, &queues, &mut errs);
+    apply_app_claims(cfg, env, &mut ports, &queues, &mut errs);
     check_frame_budget(cfg, &queues, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
@@ -208,6 +212,15 @@ fn check_engine(cfg: &EngineConfig, errs: &mut Vec<ConfigError>) {
             "engine.stats_interval_ms",
             format!("expected 100..=60000, got {}", e.stats_interval_ms),
         ));
+    }
+    if let Some(p) = &e.control_socket {
+        // sun_path holds 108 bytes including the terminating NUL.
+        if p.is_empty() || p.len() > 107 {
+            errs.push(ConfigError::new(
+                "engine.control_socket",
+                format!("expected a path of 1..=107 bytes (a Unix socket address), got {} bytes", p.len()),
+            ));
+        }
     }
     if let Some(d) = e.duration_secs {
         if !d.is_finite() || d <= 0.0 || d > 1e7 {
@@ -559,6 +572,48 @@ fn check_references<E: Environment>(
     }
 }
 
+/// Ports whose `claim` is unset claim what their apps ask for (every rule of every app that
+/// names the port), or everything when no app asks.
+fn apply_app_claims<E: Environment>(
+    cfg: &EngineConfig,
+    env: &E,
+    ports: &mut PortFacts,
+    queues: &QueueFacts<E::Params>,
+    errs: &mut Vec<ConfigError>,
+) {
+    let mut wanted: BTreeMap<usize, Vec<ClaimRule>> = BTreeMap::new();
+    for a in &queues.apps {
+        let Some(plan) = &a.plan else { continue };
+        for (port, rule) in env.port_claims(&plan.params) {
+            if let Some(&pi) = ports.names.get(port.as_str()) {
+                let rules = wanted.entry(pi).or_default();
+                if !rules.contains(&rule) {
+                    rules.push(rule);
+                }
+            }
+        }
+    }
+    for (pi, rules) in wanted {
+        let p = &cfg.ports[pi];
+        if p.kind != PortKind::Xsk || p.claim.is_some() {
+            continue;
+        }
+        if rules.len() > claim::MAX_RULES {
+            errs.push(ConfigError::new(
+                &format!("port[{pi}].claim"),
+                format!(
+                    "the apps on port '{}' need {} claim rules, more than the XDP program's {}; set claim explicitly",
+                    p.name,
+                    rules.len(),
+                    claim::MAX_RULES
+                ),
+            ));
+            continue;
+        }
+        ports.claims[pi] = Some(Claim::Rules(rules));
+    }
+}
+
 /// UMEM budget: every fill and RX ring full, plus every lcore's cache and staging.
 fn check_frame_budget<P>(cfg: &EngineConfig, queues: &QueueFacts<P>, errs: &mut Vec<ConfigError>) {
     let (e, u) = (&cfg.engine, &cfg.umem);
@@ -632,6 +687,7 @@ fn build_plan<P>(cfg: &EngineConfig, ports: PortFacts, queues: QueueFacts<P>) ->
             idle: e.idle,
             stats_interval: Duration::from_millis(e.stats_interval_ms),
             duration: e.duration_secs.map(Duration::from_secs_f64),
+            control_socket: e.control_socket.as_ref().map(std::path::PathBuf::from),
         },
         umem: UmemPlan { frames: u.frames, frame_size: u.frame_size, headroom: u.headroom, hugepages: u.hugepages },
         ports,

@@ -35,6 +35,14 @@ impl Environment for FakeEnv {
             _ => Ok(params.clone()),
         })
     }
+    /// `claim_udp = { port = "xd0", dst_port = 9 }` asks for UDP to that port.
+    fn port_claims(&self, params: &toml::Table) -> Vec<(String, config::ClaimRule)> {
+        let Some(t) = params.get("claim_udp").and_then(|v| v.as_table()) else { return vec![] };
+        let port = t.get("port").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let n = t.get("dst_port").and_then(|v| v.as_integer()).unwrap_or(0) as u16;
+        let rule = config::ClaimRule { ethertype: Some(0x0800), proto: Some(17), dst: None, dst_port: Some((n, n)) };
+        vec![(port, rule)]
+    }
     fn port_refs(&self, params: &toml::Table) -> Vec<(String, String)> {
         ["peer", "backend_port"]
             .iter()
@@ -503,4 +511,37 @@ fn check_refuses_what_the_kernel_would() {
     );
     let plan = validate(&parse(&format!("[umem]\nframe_size = 8192\nframes = 65536\n{MINIMAL}")).unwrap(), &FakeEnv);
     assert!(plan.is_ok(), "{plan:?}");
+}
+
+/// A port without `claim` claims what its apps ask for; an explicit `claim` wins.
+#[test]
+fn ports_claim_what_their_apps_ask_for() {
+    let text = r#"
+[[port]]
+name = "xd0"
+[[port]]
+name = "xd1"
+claim = "all"
+[[queue]]
+port = "xd0"
+lcore = 1
+app = "relay"
+params = { claim_udp = { port = "xd0", dst_port = 9 } }
+[[queue]]
+port = "xd1"
+lcore = 1
+app = "relay"
+params = { claim_udp = { port = "xd1", dst_port = 7 } }
+"#;
+    let plan = validate(&parse(text).unwrap(), &FakeEnv).unwrap();
+    let claims: Vec<Claim> = plan
+        .ports
+        .iter()
+        .map(|p| match &p.kind {
+            PortPlanKind::Xsk(x) => x.claim.clone(),
+            _ => panic!(),
+        })
+        .collect();
+    let rule = config::ClaimRule { ethertype: Some(0x0800), proto: Some(17), dst: None, dst_port: Some((9, 9)) };
+    assert_eq!(claims, vec![Claim::Rules(vec![rule]), Claim::All]);
 }

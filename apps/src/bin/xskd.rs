@@ -6,6 +6,7 @@
 //! * `xskd demo`: build a gen ⇄ dut ⇄ sink topology of veth pairs in network namespaces, relay
 //!   kernel-generated UDP through the engine in both directions, report, tear down.
 //! * `xskd cleanup IFACE…`: remove what a killed run left attached.
+//! * `xskd ctl --socket PATH APP COMMAND…`: runtime commands to a running daemon's apps.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid configuration (nothing was attached).
 
@@ -38,6 +39,18 @@ enum Cmd {
     Demo(apps::demo::DemoArgs),
     /// Remove XDP programs a killed run left on interfaces.
     Cleanup(CleanupArgs),
+    /// Send a command to a running daemon's apps (`apps` lists them; `APP help` their commands).
+    Ctl(CtlArgs),
+}
+
+#[derive(Args, Debug)]
+struct CtlArgs {
+    /// The daemon's control socket ([engine] control_socket).
+    #[arg(long, short, env = "XSKD_CONTROL_SOCKET")]
+    socket: PathBuf,
+    /// The request: `apps`, or an app instance name followed by its command.
+    #[arg(required = true, trailing_var_arg = true)]
+    request: Vec<String>,
 }
 
 /// CLI flags that override TOML keys of the same name (port-level keys apply to every port).
@@ -55,6 +68,9 @@ struct OverrideArgs {
     /// [engine] stats_interval_ms.
     #[arg(long)]
     stats_interval_ms: Option<u64>,
+    /// [engine] control_socket: path of the control socket (`xskd ctl`).
+    #[arg(long)]
+    control_socket: Option<String>,
     /// [umem] frames.
     #[arg(long)]
     frames: Option<u32>,
@@ -147,6 +163,23 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Cleanup(a) => cleanup(a),
+        Cmd::Ctl(a) => match apps::control::request(&a.socket, &a.request.join(" ")) {
+            Ok((text, ok)) => {
+                if ok {
+                    if !text.is_empty() {
+                        println!("{text}");
+                    }
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!("xskd ctl: {text}");
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("xskd ctl: {e:#}");
+                ExitCode::from(1)
+            }
+        },
         Cmd::Pktgen(a) => pktgen(a),
     }
 }
@@ -195,6 +228,7 @@ fn overrides(o: &OverrideArgs) -> Result<config::Overrides, Vec<config::ConfigEr
         idle: parse("idle", &o.idle, &mut errs),
         duration_secs: o.duration_secs,
         stats_interval_ms: o.stats_interval_ms,
+        control_socket: o.control_socket.clone(),
         frames: o.frames,
         frame_size: o.frame_size,
         hugepages: parse("hugepages", &o.hugepages, &mut errs),

@@ -1,0 +1,740 @@
+//! One shard of an `l4lb` instance: the full-NAT data path on one lcore.
+//!
+//! **From clients** (the client port): each burst is parsed once into 5-tuples, looked up in
+//! the flow table in one burst (hash all, prefetch, probe), and then, per frame:
+//! * a hit: destination := the flow's backend, source := its SNAT address and port, MACs :=
+//!   the backend's and our backend port's; TCP flags move the flow between timeout classes;
+//! * a miss to a service: a TCP SYN (or any UDP datagram) opens a flow — backend by Maglev
+//!   over the service's table, a free (SNAT address, port) pair of this shard, one flow-table
+//!   entry — and is rewritten as above; other TCP segments are `no_flow` drops;
+//! * ICMP echo to a VIP is answered here; an ICMP error about a flow (path-MTU discovery) is
+//!   translated, quote included, and sent to the backend.
+//!
+//! **From backends**: a reply's destination (SNAT address, port) indexes the reverse map
+//! directly (no hash); if another shard owns that port, the frame is handed to it
+//! ([`Verdict::Handoff`]). The reply's source must be the flow's backend (else `no_flow`); it
+//! is rewritten back to VIP → client and sent to the MAC the client's frames came from.
+//!
+//! Every drop has a named counter ([`Counters`]); nothing on this path allocates, logs or makes
+//! a syscall. Timers: a bounded expiry sweep ([`FlowTable::expire`]) every millisecond, which
+//! returns the NAT pairs of expired flows. Runtime changes (backend MACs, Maglev tables, backend
+//! states) arrive from the controller between loop iterations ([`L4lb::set_backend`],
+//! [`L4lb::set_service_table`]).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::flow::{FlowIx, FlowKey, FlowTable, InsertError, TimeoutClass};
+use engine::maglev::MaglevTable;
+use engine::nat::{FiveTuple, NatError, NatFrame};
+use engine::wire::{EthernetAddress, Icmpv4Message, IpPair, IpProtocol, TcpFlags};
+use engine::{App, Batch, Ctx, DropReason, Ingress, Instant, PortId, Shard, TxPort, Verdict};
+
+use super::natports::{NatPorts, Token};
+use super::params::L4lbParams;
+use crate::registry::Handled;
+
+/// State of a backend slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendState {
+    /// No backend in this slot.
+    Unused,
+    /// Takes new flows (when its MAC is known and the Maglev table includes it).
+    Active,
+    /// Takes no new flows; its flows go on.
+    Draining,
+    /// Gone: its flows move to another backend on their next packet.
+    Removed,
+}
+
+impl BackendState {
+    /// Name for reports and commands.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendState::Unused => "unused",
+            BackendState::Active => "active",
+            BackendState::Draining => "draining",
+            BackendState::Removed => "removed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Backend {
+    addr: IpAddr,
+    port: u16,
+    mac: Option<[u8; 6]>,
+    state: BackendState,
+    /// Flows of this shard on it now.
+    flows: u64,
+}
+
+#[derive(Debug)]
+struct Service {
+    vip: IpAddr,
+    proto: IpProtocol,
+    port: u16,
+    /// Maglev table over `members` (None until the controller installs one).
+    table: Option<Arc<MaglevTable>>,
+    /// Backend slot of each Maglev backend index.
+    members: Arc<[u16]>,
+}
+
+/// One connection: what the reverse direction and the rewrites need beyond the key.
+#[derive(Debug, Clone, Copy)]
+pub struct Conn {
+    backend: u16,
+    token: Token,
+    /// Where the client's frames came from (its MAC or its router's).
+    client_mac: [u8; 6],
+    /// The backend has answered (SYN-ACK seen).
+    replied: bool,
+}
+
+macro_rules! counters {
+    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+        pub struct $name { $($(#[$fm])* pub $field: u64),+ }
+        impl $name {
+            /// (name, value) of every counter, in declaration order.
+            pub fn fields(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+                [$((stringify!($field), self.$field)),+].into_iter()
+            }
+        }
+    };
+}
+
+counters!(
+    /// The shard's counters (the flow table's own are reported beside them, `flow_*`).
+    Counters {
+        /// Client → backend frames forwarded.
+        to_backend,
+        /// Backend → client frames forwarded.
+        to_client,
+        /// Flows opened.
+        new_flows,
+        /// Flows whose backend was removed, re-balanced on their next packet.
+        moved,
+        /// Flows expired (their NAT pairs returned).
+        expired,
+        /// Replies handed to the shard that owns their flow.
+        handed_off,
+        /// ICMP echo requests answered.
+        icmp_echo,
+        /// ICMP errors translated (towards backends and towards clients).
+        icmp_translated,
+        /// To a VIP, but no service on that protocol and port.
+        drop_no_service,
+        /// Not the first segment of a flow, or a reply that matches none.
+        drop_no_flow,
+        /// The service has no backend to give (none active and resolved).
+        drop_no_backend,
+        /// The flow table refused the flow (full).
+        drop_table_full,
+        /// No free (SNAT address, port) pair.
+        drop_nat_ports,
+        /// IP fragments (not reassembled: the ports are in the first fragment only).
+        drop_fragment,
+        /// Truncated or inconsistent headers.
+        drop_malformed,
+        /// Not TCP/UDP/ICMP, or ICMP that is neither echo to us nor an error about a flow.
+        drop_unsupported,
+        /// A frame on a port the instance does not serve.
+        drop_wrong_port,
+    }
+);
+
+/// Static wiring of a shard.
+#[derive(Debug, Clone)]
+pub struct Wiring {
+    /// Ports (as frames are marked) and their TX targets and MACs.
+    pub client: PortId,
+    /// Backend-side port.
+    pub backend: PortId,
+    /// TX target towards clients.
+    pub to_client: TxPort,
+    /// TX target towards backends.
+    pub to_backend: TxPort,
+    /// Our MAC on the client side.
+    pub client_mac: [u8; 6],
+    /// Our MAC on the backend side.
+    pub backend_mac: [u8; 6],
+    /// This shard and the number of shards.
+    pub shard: Shard,
+    /// Shards of the instance.
+    pub shards: u16,
+}
+
+/// Entries examined per expiry step (every millisecond): a table of `capacity` entries is
+/// swept in `capacity / SWEEP_BUDGET_MIN` ms at most, and in about one second when larger.
+const SWEEP_BUDGET_MIN: usize = 256;
+const SWEEP_EVERY: Duration = Duration::from_millis(1);
+
+/// The l4lb app (one shard).
+pub struct L4lb {
+    w: Wiring,
+    flows: FlowTable<Conn>,
+    /// Reverse map: NAT token slot → flow index + 1 (0: free).
+    rev: Box<[u32]>,
+    nat: NatPorts,
+    services: Vec<Service>,
+    backends: Vec<Backend>,
+    /// Per-burst scratch: frame index, tuple, TCP flags, key; lookup results.
+    burst: Vec<(usize, FiveTuple, TcpFlags)>,
+    keys: Vec<FlowKey>,
+    hits: Vec<Option<FlowIx>>,
+    expired: Vec<(FlowKey, Conn)>,
+    sweep_budget: usize,
+    next_sweep: Instant,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for L4lb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("L4lb").field("shard", &self.w.shard).field("flows", &self.flows.len()).finish()
+    }
+}
+
+impl Handled for L4lb {}
+
+/// Maglev's flow hash: the same on every shard (no per-table seed), so a flow picks the same
+/// backend whichever shard sees it.
+#[inline]
+fn flow_hash(k: &FlowKey) -> u64 {
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    for w in k.words() {
+        h = (h ^ w).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 32;
+    }
+    h
+}
+
+impl L4lb {
+    /// A shard with the instance's initial backends (slots in configuration order, MACs not yet
+    /// known unless configured) and no Maglev tables: the controller installs those before the
+    /// first packet.
+    pub fn new(p: &L4lbParams, w: Wiring, burst: usize) -> L4lb {
+        let per = p.ports_per_shard(w.shards);
+        let nat = NatPorts::new(&p.snat, p.nat_ports.0, per, w.shard.0, w.shards);
+        let rev = vec![0u32; nat.slots()].into_boxed_slice();
+        let mut backends = vec![
+            Backend { addr: IpAddr::from([0, 0, 0, 0]), port: 0, mac: None, state: BackendState::Unused, flows: 0 };
+            p.max_backends as usize
+        ];
+        let mut slot = 0;
+        let services = p
+            .services
+            .iter()
+            .map(|s| {
+                let members: Vec<u16> = s
+                    .backends
+                    .iter()
+                    .map(|b| {
+                        backends[slot] = Backend {
+                            addr: b.addr.ip(),
+                            port: b.addr.port(),
+                            mac: b.mac,
+                            state: BackendState::Active,
+                            flows: 0,
+                        };
+                        slot += 1;
+                        (slot - 1) as u16
+                    })
+                    .collect();
+                Service {
+                    vip: s.vip,
+                    proto: IpProtocol(s.proto.number()),
+                    port: s.port,
+                    table: None,
+                    members: members.into(),
+                }
+            })
+            .collect();
+        let cap = p.max_flows as usize;
+        let sweep_budget = (cap / 1000).max(SWEEP_BUDGET_MIN);
+        L4lb {
+            w,
+            flows: FlowTable::new(cap, p.timeouts),
+            rev,
+            nat,
+            services,
+            backends,
+            burst: Vec::with_capacity(burst),
+            keys: Vec::with_capacity(burst),
+            hits: vec![None; burst],
+            expired: Vec::with_capacity(sweep_budget + cap.min(4096)),
+            sweep_budget,
+            next_sweep: Instant::ZERO,
+            counters: Counters::default(),
+        }
+    }
+
+    // ---- controller side (between loop iterations) ----
+
+    /// Sets backend slot `slot`.
+    pub fn set_backend(&mut self, slot: u16, addr: IpAddr, port: u16, state: BackendState, mac: Option<[u8; 6]>) {
+        if let Some(b) = self.backends.get_mut(slot as usize) {
+            b.addr = addr;
+            b.port = port;
+            b.state = state;
+            b.mac = mac;
+        }
+    }
+
+    /// Installs service `service`'s Maglev table over `members` (backend slots).
+    pub fn set_service_table(&mut self, service: usize, table: Arc<MaglevTable>, members: Arc<[u16]>) {
+        if let Some(s) = self.services.get_mut(service) {
+            s.table = Some(table);
+            s.members = members;
+        }
+    }
+
+    /// Flows of this shard per backend slot.
+    pub fn backend_flows(&self) -> Vec<u64> {
+        self.backends.iter().map(|b| b.flows).collect()
+    }
+
+    /// The shard's counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Flows in the table now.
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    // ---- data path ----
+
+    fn service_of(&self, t: &FiveTuple) -> Option<usize> {
+        let dst = t.dst_addr();
+        self.services.iter().position(|s| s.vip == dst && s.proto == t.protocol && s.port == t.dst_port)
+    }
+
+    fn is_vip(&self, a: IpAddr) -> bool {
+        self.services.iter().any(|s| s.vip == a)
+    }
+
+    fn count_nat_error(&mut self, e: NatError) -> DropReason {
+        match e {
+            NatError::Fragment => {
+                self.counters.drop_fragment += 1;
+                DropReason::Unsupported
+            }
+            NatError::Malformed => {
+                self.counters.drop_malformed += 1;
+                DropReason::Malformed
+            }
+            NatError::Unsupported | NatError::Mismatch => {
+                self.counters.drop_unsupported += 1;
+                DropReason::Unsupported
+            }
+        }
+    }
+
+    /// Returns a flow's NAT pair and backend count (its table entry is already gone).
+    fn release(&mut self, c: &Conn) {
+        let slot = self.nat.slot(c.token);
+        self.rev[slot] = 0;
+        self.nat.free(c.token);
+        if let Some(b) = self.backends.get_mut(c.backend as usize) {
+            b.flows = b.flows.saturating_sub(1);
+        }
+    }
+
+    /// Opens a flow for `key` (a miss); returns its index or the drop reason.
+    fn open(&mut self, key: FlowKey, t: &FiveTuple, flags: TcpFlags, client_mac: [u8; 6], now: Instant) -> Result<FlowIx, DropReason> {
+        let Some(si) = self.service_of(t) else {
+            self.counters.drop_no_service += 1;
+            return Err(DropReason::Filtered);
+        };
+        let tcp = t.protocol == IpProtocol::TCP;
+        if tcp && !(flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK)) {
+            self.counters.drop_no_flow += 1;
+            return Err(DropReason::NoFlow);
+        }
+        let s = &self.services[si];
+        let backend = s
+            .table
+            .as_ref()
+            .and_then(|tb| tb.lookup(flow_hash(&key)))
+            .and_then(|i| s.members.get(i).copied())
+            .filter(|&b| {
+                let b = &self.backends[b as usize];
+                b.state == BackendState::Active && b.mac.is_some()
+            });
+        let Some(backend) = backend else {
+            self.counters.drop_no_backend += 1;
+            return Err(DropReason::NoRoute);
+        };
+        let Some(token) = self.nat.alloc(t.src_addr().is_ipv4()) else {
+            self.counters.drop_nat_ports += 1;
+            return Err(DropReason::TableFull);
+        };
+        let class = if tcp { TimeoutClass::HalfOpen } else { TimeoutClass::Udp };
+        let conn = Conn { backend, token, client_mac, replied: false };
+        match self.flows.insert(key, conn, class, now) {
+            Ok(ix) => {
+                let slot = self.nat.slot(token);
+                self.rev[slot] = ix.index() as u32 + 1;
+                self.backends[backend as usize].flows += 1;
+                self.counters.new_flows += 1;
+                Ok(ix)
+            }
+            Err(InsertError::Exists(ix)) => {
+                self.nat.free(token);
+                Ok(ix)
+            }
+            Err(InsertError::Full) => {
+                self.nat.free(token);
+                self.counters.drop_table_full += 1;
+                Err(DropReason::TableFull)
+            }
+        }
+    }
+
+    /// The new tuple of a client's packet on flow `ix` (towards its backend), or None when the
+    /// backend is gone (the caller re-opens the flow).
+    #[inline]
+    fn to_backend_tuple(&self, ix: FlowIx, t: &FiveTuple) -> Option<(FiveTuple, [u8; 6])> {
+        let c = self.flows.get(ix)?;
+        let b = &self.backends[c.backend as usize];
+        if b.state == BackendState::Removed {
+            return None;
+        }
+        let (snat, nport) = self.nat.pair(c.token);
+        let to = t.with_src(snat, nport).ok()?.with_dst(b.addr, b.port).ok()?;
+        Some((to, b.mac.unwrap_or([0; 6])))
+    }
+
+    /// TCP state from a client's segment.
+    #[inline]
+    fn client_flags(&mut self, ix: FlowIx, flags: TcpFlags) {
+        if flags.intersects(TcpFlags::FIN.with(TcpFlags::RST, true)) {
+            self.flows.set_class(ix, TimeoutClass::Closing);
+        } else if flags.contains(TcpFlags::ACK)
+            && self.flows.class(ix) == Some(TimeoutClass::HalfOpen)
+            && self.flows.get(ix).is_some_and(|c| c.replied)
+        {
+            self.flows.set_class(ix, TimeoutClass::Established);
+        }
+    }
+
+    fn from_clients(&mut self, cx: &mut Ctx<'_, '_>, batch: &mut Batch<'_>) {
+        let now = cx.now;
+        self.burst.clear();
+        self.keys.clear();
+        for i in 0..batch.len() {
+            let parsed = NatFrame::new_checked(batch.frames()[i].data()).map(|f| (f.tuple(), f.tcp_flags()));
+            match parsed {
+                Ok((t, flags)) if matches!(t.protocol, IpProtocol::TCP | IpProtocol::UDP) => {
+                    self.keys.push(FlowKey::from_ips(&t.ips, t.src_port, t.dst_port, t.protocol));
+                    self.burst.push((i, t, flags.unwrap_or(TcpFlags::empty())));
+                }
+                Ok((t, _)) if t.protocol == IpProtocol::ICMP => {
+                    let v = self.icmp_from_client(&mut batch.frames_mut()[i]);
+                    batch.set_verdict(i, v);
+                }
+                Ok(_) => {
+                    self.counters.drop_unsupported += 1;
+                    batch.set_verdict(i, Verdict::Drop(DropReason::Unsupported));
+                }
+                Err(e) => {
+                    let r = self.count_nat_error(e);
+                    batch.set_verdict(i, Verdict::Drop(r));
+                }
+            }
+        }
+        let n = self.keys.len();
+        self.flows.lookup_burst(&self.keys, &mut self.hits[..n]);
+        for j in 0..n {
+            let (i, t, flags) = self.burst[j];
+            let key = self.keys[j];
+            let frame = &mut batch.frames_mut()[i];
+            let mut hit = self.hits[j];
+            if hit.is_none() {
+                // An earlier frame of this burst may have opened it.
+                hit = self.flows.lookup(&key);
+            }
+            let mut out = hit.and_then(|ix| self.to_backend_tuple(ix, &t).map(|o| (ix, o)));
+            if out.is_none() {
+                if let Some(ix) = hit {
+                    // The backend was removed: this flow moves.
+                    let (_, c) = self.flows.remove(ix);
+                    self.release(&c);
+                    self.counters.moved += 1;
+                }
+                let client_mac = frame.data()[6..12].try_into().unwrap_or([0; 6]);
+                match self.open(key, &t, flags, client_mac, now) {
+                    Ok(ix) => out = self.to_backend_tuple(ix, &t).map(|o| (ix, o)),
+                    Err(r) => {
+                        batch.set_verdict(i, Verdict::Drop(r));
+                        continue;
+                    }
+                }
+            }
+            let Some((ix, (to, mac))) = out else {
+                self.counters.drop_no_backend += 1;
+                batch.set_verdict(i, Verdict::Drop(DropReason::NoRoute));
+                continue;
+            };
+            self.flows.touch(ix, now);
+            if t.protocol == IpProtocol::TCP {
+                self.client_flags(ix, flags);
+            }
+            let frame = &mut batch.frames_mut()[i];
+            let v = match NatFrame::new_checked(frame.data_mut()) {
+                Ok(mut nf) => match nf.rewrite(&to) {
+                    Ok(()) => {
+                        nf.set_dst_mac(EthernetAddress(mac));
+                        nf.set_src_mac(EthernetAddress(self.w.backend_mac));
+                        self.counters.to_backend += 1;
+                        Verdict::Tx(self.w.to_backend)
+                    }
+                    Err(e) => Verdict::Drop(self.count_nat_error(e)),
+                },
+                Err(e) => Verdict::Drop(self.count_nat_error(e)),
+            };
+            batch.set_verdict(i, v);
+        }
+    }
+
+    fn from_backends(&mut self, cx: &mut Ctx<'_, '_>, from: Ingress, batch: &mut Batch<'_>) {
+        let now = cx.now;
+        for i in 0..batch.len() {
+            let v = self.reply(now, from, &mut batch.frames_mut()[i]);
+            batch.set_verdict(i, v);
+        }
+    }
+
+    /// One frame from the backend side.
+    #[inline]
+    fn reply(&mut self, now: Instant, from: Ingress, frame: &mut nic::Frame<'_>) -> Verdict {
+        let mut nf = match NatFrame::new_checked(frame.data_mut()) {
+            Ok(nf) => nf,
+            Err(e) => return Verdict::Drop(self.count_nat_error(e)),
+        };
+        let t = nf.tuple();
+        if t.protocol == IpProtocol::ICMP {
+            return self.icmp_from_backend(from, nf);
+        }
+        if !matches!(t.protocol, IpProtocol::TCP | IpProtocol::UDP) {
+            self.counters.drop_unsupported += 1;
+            return Verdict::Drop(DropReason::Unsupported);
+        }
+        let Some(ix) = (match self.route_reply(from, t.dst_addr(), t.dst_port) {
+            Ok(ix) => ix,
+            Err(v) => return v,
+        }) else {
+            self.counters.drop_no_flow += 1;
+            return Verdict::Drop(DropReason::NoFlow);
+        };
+        let (key, c) = match (self.flows.key(ix), self.flows.get(ix)) {
+            (Some(k), Some(c)) => (*k, *c),
+            _ => {
+                self.counters.drop_no_flow += 1;
+                return Verdict::Drop(DropReason::NoFlow);
+            }
+        };
+        let b = &self.backends[c.backend as usize];
+        if t.src_addr() != b.addr || t.src_port != b.port || t.protocol != key.protocol() {
+            self.counters.drop_no_flow += 1;
+            return Verdict::Drop(DropReason::NoFlow);
+        }
+        // Back to VIP:port → client:port.
+        let Ok(to) = t.with_src(key.dst_addr(), key.dst_port()).and_then(|x| x.with_dst(key.src_addr(), key.src_port()))
+        else {
+            self.counters.drop_unsupported += 1;
+            return Verdict::Drop(DropReason::Unsupported);
+        };
+        if let Err(e) = nf.rewrite(&to) {
+            return Verdict::Drop(self.count_nat_error(e));
+        }
+        nf.set_dst_mac(EthernetAddress(c.client_mac));
+        nf.set_src_mac(EthernetAddress(self.w.client_mac));
+        self.flows.touch(ix, now);
+        if t.protocol == IpProtocol::TCP {
+            let flags = nf.tcp_flags().unwrap_or(TcpFlags::empty());
+            if flags.intersects(TcpFlags::FIN.with(TcpFlags::RST, true)) {
+                self.flows.set_class(ix, TimeoutClass::Closing);
+            } else if flags.contains(TcpFlags::SYN) && flags.contains(TcpFlags::ACK) {
+                if let Some(c) = self.flows.get_mut(ix) {
+                    c.replied = true;
+                }
+            }
+        }
+        self.counters.to_client += 1;
+        Verdict::Tx(self.w.to_client)
+    }
+
+    /// The flow a reply to (`addr`, `port`) belongs to: `Ok(Some)` ours, `Ok(None)` none,
+    /// `Err(verdict)` another shard's (handed over) or not a NAT address.
+    #[inline]
+    fn route_reply(&mut self, from: Ingress, addr: IpAddr, port: u16) -> Result<Option<FlowIx>, Verdict> {
+        match self.nat.token_of(addr, port) {
+            Some(tok) => {
+                let v = self.rev[self.nat.slot(tok)];
+                Ok(v.checked_sub(1).and_then(|ix| self.flows.index(ix as usize)))
+            }
+            None => match self.nat.owner(port) {
+                Some(s) if s != self.w.shard.0 && from.handed_off.is_none() => {
+                    self.counters.handed_off += 1;
+                    Err(Verdict::Handoff(Shard(s)))
+                }
+                _ => Ok(None),
+            },
+        }
+    }
+
+    /// ICMP from a client: echo to a VIP is answered; an error about one of our replies goes on
+    /// to the flow's backend.
+    fn icmp_from_client(&mut self, frame: &mut nic::Frame<'_>) -> Verdict {
+        let mut nf = match NatFrame::new_checked(frame.data_mut()) {
+            Ok(nf) => nf,
+            Err(e) => return Verdict::Drop(self.count_nat_error(e)),
+        };
+        let t = nf.tuple();
+        if nf.is_icmp_error() {
+            // The quote is our reply (VIP → client); its flow is the quote reversed.
+            let inner = match nf.inner_tuple() {
+                Ok(i) => i,
+                Err(e) => return Verdict::Drop(self.count_nat_error(e)),
+            };
+            let key = FlowKey::from_ips(&inner.ips.reversed(), inner.dst_port, inner.src_port, inner.protocol);
+            let Some(ix) = self.flows.lookup(&key) else {
+                self.counters.drop_no_flow += 1;
+                return Verdict::Drop(DropReason::NoFlow);
+            };
+            let Some((fwd, mac)) = self.to_backend_tuple(ix, &inner.reversed()) else {
+                self.counters.drop_no_backend += 1;
+                return Verdict::Drop(DropReason::NoRoute);
+            };
+            // Outer: SNAT → backend; the quote becomes what the backend sent: backend → SNAT.
+            let outer = IpPair::from_addrs(fwd.src_addr(), fwd.dst_addr());
+            return match outer.map(|o| nf.translate_icmp_error(&o, &fwd.reversed())) {
+                Some(Ok(_)) => {
+                    nf.set_dst_mac(EthernetAddress(mac));
+                    nf.set_src_mac(EthernetAddress(self.w.backend_mac));
+                    self.counters.icmp_translated += 1;
+                    Verdict::Tx(self.w.to_backend)
+                }
+                Some(Err(e)) => Verdict::Drop(self.count_nat_error(e)),
+                None => Verdict::Drop(self.count_nat_error(NatError::Mismatch)),
+            };
+        }
+        if self.is_vip(t.dst_addr()) && nf.icmp_type_code() == Some((Icmpv4Message::ECHO_REQUEST.0, 0)) {
+            return self.echo_reply(nf, self.w.to_client);
+        }
+        self.counters.drop_unsupported += 1;
+        Verdict::Drop(DropReason::Unsupported)
+    }
+
+    /// ICMP from the backend side: echo to a SNAT address is answered; an error about a packet
+    /// we sent to a backend goes back to the flow's client.
+    fn icmp_from_backend(&mut self, from: Ingress, mut nf: NatFrame<&mut [u8]>) -> Verdict {
+        let t = nf.tuple();
+        if nf.is_icmp_error() {
+            // The quote is what we sent: SNAT:port → backend.
+            let inner = match nf.inner_tuple() {
+                Ok(i) => i,
+                Err(e) => return Verdict::Drop(self.count_nat_error(e)),
+            };
+            let ix = match self.route_reply(from, inner.src_addr(), inner.src_port) {
+                Ok(Some(ix)) => ix,
+                Ok(None) => {
+                    self.counters.drop_no_flow += 1;
+                    return Verdict::Drop(DropReason::NoFlow);
+                }
+                Err(v) => return v,
+            };
+            let (key, c) = match (self.flows.key(ix), self.flows.get(ix)) {
+                (Some(k), Some(c)) => (*k, *c),
+                _ => {
+                    self.counters.drop_no_flow += 1;
+                    return Verdict::Drop(DropReason::NoFlow);
+                }
+            };
+            // The quote becomes what the client sent (client → VIP); outer: VIP → client.
+            let quote = FiveTuple {
+                ips: match IpPair::from_addrs(key.src_addr(), key.dst_addr()) {
+                    Some(p) => p,
+                    None => return Verdict::Drop(self.count_nat_error(NatError::Mismatch)),
+                },
+                protocol: key.protocol(),
+                src_port: key.src_port(),
+                dst_port: key.dst_port(),
+            };
+            let Some(outer) = IpPair::from_addrs(key.dst_addr(), key.src_addr()) else {
+                return Verdict::Drop(self.count_nat_error(NatError::Mismatch));
+            };
+            return match nf.translate_icmp_error(&outer, &quote) {
+                Ok(_) => {
+                    nf.set_dst_mac(EthernetAddress(c.client_mac));
+                    nf.set_src_mac(EthernetAddress(self.w.client_mac));
+                    self.counters.icmp_translated += 1;
+                    Verdict::Tx(self.w.to_client)
+                }
+                Err(e) => Verdict::Drop(self.count_nat_error(e)),
+            };
+        }
+        if self.nat.has_addr(t.dst_addr()) && nf.icmp_type_code() == Some((Icmpv4Message::ECHO_REQUEST.0, 0)) {
+            return self.echo_reply(nf, self.w.to_backend);
+        }
+        self.counters.drop_unsupported += 1;
+        Verdict::Drop(DropReason::Unsupported)
+    }
+
+    /// Turns an echo request into its reply in place and sends it back where it came from.
+    fn echo_reply(&mut self, mut nf: NatFrame<&mut [u8]>, out: TxPort) -> Verdict {
+        match nf.echo_reply() {
+            Ok(()) => {
+                self.counters.icmp_echo += 1;
+                Verdict::Tx(out)
+            }
+            Err(e) => Verdict::Drop(self.count_nat_error(e)),
+        }
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        self.expired.clear();
+        let n = self.flows.expire(now, self.sweep_budget, &mut self.expired);
+        for k in 0..n.min(self.expired.len()) {
+            let c = self.expired[k].1;
+            self.release(&c);
+        }
+        self.counters.expired += n as u64;
+    }
+}
+
+impl<'u> App<'u> for L4lb {
+    fn process(&mut self, cx: &mut Ctx<'_, 'u>, from: Ingress, batch: &mut Batch<'u>) {
+        if from.port == self.w.client && from.handed_off.is_none() {
+            self.from_clients(cx, batch);
+        } else if from.port == self.w.backend {
+            self.from_backends(cx, from, batch);
+        } else {
+            self.counters.drop_wrong_port += batch.len() as u64;
+            batch.set_all(Verdict::Drop(DropReason::NoRoute));
+        }
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        Some(self.next_sweep)
+    }
+
+    fn on_timer(&mut self, cx: &mut Ctx<'_, 'u>) {
+        self.sweep(cx.now);
+        self.next_sweep = cx.now + SWEEP_EVERY;
+    }
+
+    fn report(&self, out: &mut Vec<(&'static str, u64)>) {
+        out.extend(self.counters.fields());
+        let fc = self.flows.counters();
+        out.extend(fc.fields_prefixed());
+        out.push(("flow_occupancy", self.flows.len() as u64));
+        let (v4, v6) = self.nat.available();
+        out.push(("nat_ports_free", (v4 + v6) as u64));
+    }
+}
