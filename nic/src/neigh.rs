@@ -18,6 +18,9 @@
 //!   one that replaced xskd's between creation and removal. Leftovers of an xskd that was
 //!   killed are recognised by the same mark ([`Created::Adopted`]) and removed at the next
 //!   normal shutdown.
+//! * An entry the kernel would never resolve (it made it NOARP: a broadcast or multicast
+//!   address) or does not keep managed (a kernel before 5.16) is deleted again at once and
+//!   reported as an error, never handed out as a neighbour.
 //! * A MAC is returned only from a state in which the kernel itself would use it
 //!   ([`NudState::has_valid_lladdr`]); INCOMPLETE, FAILED and NONE entries are "unresolved".
 //! * Errors name the operation, the interface (index and name), the address and the errno,
@@ -27,18 +30,26 @@
 //! control thread calls [`Resolver::refresh`] every few hundred milliseconds and hands the
 //! changes to the lcores; lcores never call into this module.
 //!
-//! Kernel behaviour to know (measured on Linux 6.18, default neighbour parameters):
-//! * A new managed entry is probed immediately; on a veth it is REACHABLE within milliseconds.
+//! Kernel behaviour to know (measured on Linux 6.18 over veth, default neighbour parameters;
+//! numbers from `nic/tests/neigh_veth.rs`):
+//! * A new managed entry is probed at once. Over veth the answer is processed before the
+//!   creating request returns: the entry is REACHABLE at the first read (~60 µs after the
+//!   request was sent). On a wire it takes one round trip.
 //! * An address nobody answers goes INCOMPLETE → FAILED after `mcast_solicit` (3) probes one
-//!   `retrans_time` (1 s) apart, and the kernel's managed work retries it every
-//!   `interval_probe_time_ms` (5 s, a table-wide value): it cycles FAILED ↔ INCOMPLETE.
-//! * When a resolved peer changes its MAC without announcing it, the entry keeps the old MAC
-//!   until it ages (REACHABLE for 15–45 s, `base_reachable_time_ms` ± 50 %), then DELAY (5 s),
-//!   PROBE (3 unicast probes to the old MAC), FAILED, and the next managed retry learns the
-//!   new MAC: about 20–60 s, during which the old MAC is reported as valid. A peer that sends
-//!   a gratuitous ARP (`arp_notify`) is seen at once.
+//!   `retrans_time` (1 s) apart (~3 s), and the kernel's managed work retries it every
+//!   `interval_probe_time_ms` (5 s; the table-wide value, not the per-interface one): it
+//!   cycles FAILED ↔ INCOMPLETE.
+//! * A peer that changes its MAC and announces it (gratuitous ARP with `arp_notify`,
+//!   unsolicited NA with `ndisc_notify`) is seen by the next read (the entry turns STALE with
+//!   the new MAC), provided the entry is older than `locktime` (1 s).
+//! * A peer that changes its MAC silently keeps being reported with the old MAC while the entry
+//!   ages: REACHABLE for `base_reachable_time_ms` ± 50 % (15–45 s), DELAY (5 s), PROBE (3
+//!   unicast probes to the old MAC, 1 s apart), FAILED (no MAC), and the next managed retry
+//!   learns the new MAC. Measured 24–32 s on the old MAC, then 1.8–4.2 s unresolved.
 //! * Carrier loss or the interface going down flushes every entry that is not PERMANENT,
 //!   managed ones included, and the kernel does not recreate them: [`Resolver::refresh`] does.
+//! * In a namespace that never had an IPv4 address (not even on `lo`), every new IPv4 entry is
+//!   made NOARP with the broadcast address, for good; `ensure_managed` refuses it.
 
 mod resolver;
 mod wire;
@@ -264,6 +275,30 @@ pub enum NeighError {
         /// The neighbour address.
         ip: IpAddr,
     },
+    /// The kernel created the entry as NOARP: it will never resolve `ip` on this interface,
+    /// because `ip` is a broadcast or multicast address there, or the namespace had no IPv4
+    /// address at all when the entry was created (no local routing table yet: the kernel then
+    /// classifies every IPv4 neighbour as broadcast, and the entry stays so). The entry was
+    /// deleted again.
+    #[error(
+        "neighbours: {ip} on {iface}: the kernel does not resolve this address here (NOARP, lladdr {}); \
+         is it a broadcast or multicast address, or has the network namespace no IPv4 address yet?",
+        mac_text(.mac)
+    )]
+    NotResolvable {
+        /// Interface index.
+        ifindex: u32,
+        /// `ifindex N (name)`.
+        iface: String,
+        /// The neighbour address.
+        ip: IpAddr,
+        /// The link-layer address the kernel chose (broadcast or a multicast mapping).
+        mac: Option<[u8; 6]>,
+    },
+}
+
+fn mac_text(mac: &Option<[u8; 6]>) -> String {
+    mac.map_or_else(|| "none".to_string(), |m| crate::netns::format_mac(&m))
 }
 
 fn target(ip: &Option<IpAddr>) -> String {
@@ -277,6 +312,7 @@ impl NeighError {
             NeighError::Socket { source } => source.raw_os_error(),
             NeighError::Request { errno, .. } => Some(*errno),
             NeighError::ManagedUnsupported { .. } => Some(libc::EOPNOTSUPP),
+            NeighError::NotResolvable { .. } => None,
         }
     }
 
@@ -313,8 +349,11 @@ impl Neighbours {
             let req = wire::create_managed(seq, ifindex, ip, XSKD_NEIGH_PROTOCOL);
             match self.sock.transact(&req, seq, None) {
                 Ok(_) => match self.get(ifindex, ip)? {
-                    Some(e) if e.managed => return Ok(Created::New),
-                    Some(_) => return Err(self.managed_unsupported(ifindex, ip)),
+                    Some(e) if !e.managed => return Err(self.undo(ifindex, ip, Undo::NotManaged)),
+                    Some(e) if e.state == NudState::NoArp => {
+                        return Err(self.undo(ifindex, ip, Undo::NoArp { mac: e.mac }));
+                    }
+                    Some(_) => return Ok(Created::New),
                     None => {} // flushed right away (link went down): try again
                 },
                 Err(e) if e.errno == libc::EEXIST => match self.get(ifindex, ip)? {
@@ -392,13 +431,24 @@ impl Neighbours {
         NeighError::Request { op, ifindex, iface: self.iface(ifindex), ip, errno: e.errno, detail: e.to_string() }
     }
 
-    fn managed_unsupported(&mut self, ifindex: u32, ip: IpAddr) -> NeighError {
-        // The entry has no mark check to pass (not managed), so delete it directly.
+    /// Deletes the entry just created (it is not managed, so `remove_managed` would refuse it)
+    /// and returns the error that explains why.
+    fn undo(&mut self, ifindex: u32, ip: IpAddr, why: Undo) -> NeighError {
         if let Err(e) = self.delete(ifindex, ip) {
-            tracing::warn!(error = %e, "could not delete the unmanaged entry just created");
+            tracing::warn!(error = %e, "could not delete the neighbour entry just created");
         }
-        NeighError::ManagedUnsupported { ifindex, iface: self.iface(ifindex), ip }
+        let iface = self.iface(ifindex);
+        match why {
+            Undo::NotManaged => NeighError::ManagedUnsupported { ifindex, iface, ip },
+            Undo::NoArp { mac } => NeighError::NotResolvable { ifindex, iface, ip, mac },
+        }
     }
+}
+
+/// Why a just-created entry is deleted again.
+enum Undo {
+    NotManaged,
+    NoArp { mac: Option<[u8; 6]> },
 }
 
 #[cfg(test)]

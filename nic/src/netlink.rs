@@ -312,15 +312,11 @@ impl Socket {
         loop {
             // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the
             // call. MSG_TRUNC makes the call return the datagram's real length.
-            let n =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC) };
+            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC) };
             if n >= 0 {
                 let n = n as usize;
                 if n > buf.len() {
-                    return Err(io::Error::other(format!(
-                        "netlink datagram of {n} bytes truncated to {}",
-                        buf.len()
-                    )));
+                    return Err(io::Error::other(format!("netlink datagram of {n} bytes truncated to {}", buf.len())));
                 }
                 return Ok(n);
             }

@@ -146,9 +146,8 @@ impl Resolver {
     pub fn refresh(&mut self) -> Result<Vec<NeighChange>, NeighError> {
         let mut tables: HashMap<u32, HashMap<IpAddr, NeighEntry>> = HashMap::new();
         for t in &self.targets {
-            if !tables.contains_key(&t.ifindex) {
-                let entries = self.nb.dump(t.ifindex)?;
-                tables.insert(t.ifindex, entries.into_iter().map(|e| (e.ip, e)).collect());
+            if let std::collections::hash_map::Entry::Vacant(slot) = tables.entry(t.ifindex) {
+                slot.insert(self.nb.dump(t.ifindex)?.into_iter().map(|e| (e.ip, e)).collect());
             }
         }
         let mut changes = Vec::new();
