@@ -349,6 +349,8 @@ impl Neighbours {
             let req = wire::create_managed(seq, ifindex, ip, XSKD_NEIGH_PROTOCOL);
             match self.sock.transact(&req, seq, None) {
                 Ok(_) => match self.get(ifindex, ip)? {
+                    // Replaced by someone else between the two requests: theirs now.
+                    Some(e) if e.protocol != XSKD_NEIGH_PROTOCOL => return Ok(Created::Existing(e)),
                     Some(e) if !e.managed => return Err(self.undo(ifindex, ip, Undo::NotManaged)),
                     Some(e) if e.state == NudState::NoArp => {
                         return Err(self.undo(ifindex, ip, Undo::NoArp { mac: e.mac }));
