@@ -13,12 +13,16 @@
 //! * [`sim`]: the simulated kernel behind [`sim::sim_port`].
 //! * [`xdp`]: the XDP program that steers claimed traffic to the sockets.
 //! * [`netns`]: network namespaces and veth pairs for tests, the demo and benchmarks.
+//! * [`neigh`]: neighbours (ARP/NDP) from the kernel's table over rtnetlink: managed entries
+//!   for backends, lookups, dumps, and the [`neigh::Resolver`] the daemon's control thread uses.
 //! * [`sys`]: checked libc wrappers (syscalls with their errno).
 //! * [`alloc_count`]: a counting allocator to prove the hot path does not allocate.
 
 pub mod alloc_count;
 pub mod frame;
 pub mod mem;
+pub mod neigh;
+mod netlink;
 pub mod netns;
 pub mod pool;
 pub mod port;

@@ -435,7 +435,7 @@ impl XdpError {
         XdpError::failed(iface, op, e.raw_os_error(), e)
     }
 
-    fn nl(iface: &str, op: XdpOp, e: &netlink::NlError) -> XdpError {
+    fn nl(iface: &str, op: XdpOp, e: &crate::netlink::NlError) -> XdpError {
         if e.errno == libc::ENODEV {
             return XdpError::NoSuchInterface { iface: iface.to_string(), op };
         }
