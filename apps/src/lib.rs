@@ -9,6 +9,7 @@
 //! * [`report`]: per-interval lines, the summary, JSON.
 //! * [`demo`]: `xskd demo`, the engine on a throw-away veth topology.
 //! * [`udpflow`]: kernel UDP sender/receiver with per-byte checking (demo and tests).
+//! * [`tcpflow`]: kernel TCP/UDP backend servers and checking clients (load-balancer demo and tests).
 //! * [`params`]: typed access to app parameter tables.
 #![recursion_limit = "256"]
 
@@ -21,6 +22,7 @@ pub mod pktgen_cmd;
 pub mod registry;
 pub mod relay;
 pub mod report;
+pub mod tcpflow;
 pub mod udpflow;
 
 /// The environment `xskd` validates configurations against: this machine, these apps.

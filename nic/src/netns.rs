@@ -483,6 +483,182 @@ impl Topology {
     }
 }
 
+/// Options of an [`LbTopology`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LbTopologyConfig {
+    /// Number of backend namespaces (1..=50).
+    pub backends: usize,
+    /// Queue count of the DUT's two veth pairs (see [`VethConfig::queues`]).
+    pub queues: Option<u32>,
+}
+
+impl Default for LbTopologyConfig {
+    fn default() -> Self {
+        LbTopologyConfig { backends: 3, queues: None }
+    }
+}
+
+/// The load-balancer topology: a client, the DUT, and backends on one L2 segment.
+///
+/// ```text
+/// client [c0 198.18.0.1/24] ⇄ [d0 198.18.0.2/24, VIP 198.18.0.100/32] dut [d1 198.19.0.2/24]
+///   ⇄ [l0] lan: bridge br0 [l1..lN] ⇄ [b0 198.19.0.11/24] backend1 … [b0 198.19.0.1N/24] backendN
+/// ```
+///
+/// No static neighbour entries anywhere: every host resolves the others by ARP (the DUT's
+/// kernel owns the VIP on d0 and the SNAT address 198.19.0.2 on d1, and answers for them).
+/// IPv6 is disabled on every interface. TX checksum offload is off on c0 and the backends'
+/// b0: frames that cross an AF_XDP engine must carry complete checksums. Drop removes all.
+#[derive(Debug)]
+pub struct LbTopology {
+    // Field order is drop order: links first, then namespaces.
+    client_link: VethPair,
+    dut_lan: VethPair,
+    backend_links: Vec<VethPair>,
+    macs: [[u8; 6]; 3],
+    client: Netns,
+    dut: Netns,
+    lan: Netns,
+    backends: Vec<Netns>,
+}
+
+impl LbTopology {
+    /// Client interface.
+    pub const CLIENT_IF: &'static str = "c0";
+    /// DUT interface facing the client.
+    pub const DUT_CLIENT_IF: &'static str = "d0";
+    /// DUT interface facing the backends.
+    pub const DUT_BACKEND_IF: &'static str = "d1";
+    /// Backend interface (in every backend namespace).
+    pub const BACKEND_IF: &'static str = "b0";
+    /// Client address.
+    pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    /// The DUT's own address on the client side.
+    pub const DUT_CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    /// The virtual IP (on d0, /32).
+    pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+    /// The DUT's address on the backend segment (the SNAT address).
+    pub const SNAT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
+
+    /// Address of backend `i` (0-based): 198.19.0.(11 + i).
+    pub fn backend_addr(i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(198, 19, 0, 11 + i as u8)
+    }
+
+    /// Builds it; namespaces are `PREFIX-{cli,dut,lan,bN}-PID-N`.
+    pub fn new(prefix: &str, cfg: &LbTopologyConfig) -> io::Result<LbTopology> {
+        if !(1..=50).contains(&cfg.backends) {
+            return Err(io::Error::other(format!("{} backends: expected 1..=50", cfg.backends)));
+        }
+        let client = Netns::new(&format!("{prefix}-cli"))?;
+        let dut = Netns::new(&format!("{prefix}-dut"))?;
+        let lan = Netns::new(&format!("{prefix}-lan"))?;
+        let backends: Vec<Netns> =
+            (0..cfg.backends).map(|i| Netns::new(&format!("{prefix}-b{}", i + 1))).collect::<io::Result<_>>()?;
+        let veth = |a: Option<&str>, b: Option<&str>, queues: Option<u32>| VethConfig {
+            queues,
+            mtu: None,
+            addr_a: a.map(str::to_string),
+            addr_b: b.map(str::to_string),
+            disable_ipv6: true,
+        };
+        let client_link = VethPair::new(
+            &client,
+            Self::CLIENT_IF,
+            &dut,
+            Self::DUT_CLIENT_IF,
+            &veth(Some("198.18.0.1/24"), Some("198.18.0.2/24"), cfg.queues),
+        )?;
+        dut.ip(&["addr", "add", &format!("{}/32", Self::VIP), "dev", Self::DUT_CLIENT_IF])?;
+        lan.ip(&["link", "add", "br0", "type", "bridge"])?;
+        lan.sysctl("net/ipv6/conf/br0/disable_ipv6", "1")?;
+        lan.ip(&["link", "set", "br0", "up"])?;
+        let dut_lan =
+            VethPair::new(&dut, Self::DUT_BACKEND_IF, &lan, "l0", &veth(Some("198.19.0.2/24"), None, cfg.queues))?;
+        lan.ip(&["link", "set", "l0", "master", "br0"])?;
+        let mut backend_links = Vec::new();
+        for (i, ns) in backends.iter().enumerate() {
+            let addr = format!("{}/24", Self::backend_addr(i));
+            let lname = format!("l{}", i + 1);
+            let link = VethPair::new(ns, Self::BACKEND_IF, &lan, &lname, &veth(Some(&addr), None, None))?;
+            lan.ip(&["link", "set", &lname, "master", "br0"])?;
+            tx_offload_off(ns, Self::BACKEND_IF)?;
+            backend_links.push(link);
+        }
+        tx_offload_off(&client, Self::CLIENT_IF)?;
+        let macs = [client_link.mac(End::A)?, client_link.mac(End::B)?, dut_lan.mac(End::A)?];
+        Ok(LbTopology { client_link, dut_lan, backend_links, macs, client, dut, lan, backends })
+    }
+
+    /// The client namespace.
+    pub fn client(&self) -> &Netns {
+        &self.client
+    }
+
+    /// The DUT namespace.
+    pub fn dut(&self) -> &Netns {
+        &self.dut
+    }
+
+    /// The LAN namespace (the bridge).
+    pub fn lan(&self) -> &Netns {
+        &self.lan
+    }
+
+    /// Backend namespace `i` (0-based).
+    pub fn backend(&self, i: usize) -> &Netns {
+        &self.backends[i]
+    }
+
+    /// Number of backends.
+    pub fn backend_count(&self) -> usize {
+        self.backends.len()
+    }
+
+    /// The c0 ⇄ d0 pair (A = c0).
+    pub fn client_link(&self) -> &VethPair {
+        &self.client_link
+    }
+
+    /// The d1 ⇄ l0 pair (A = d1).
+    pub fn dut_lan_link(&self) -> &VethPair {
+        &self.dut_lan
+    }
+
+    /// Backend `i`'s link (A = its b0, B = its port on the bridge).
+    pub fn backend_link(&self, i: usize) -> &VethPair {
+        &self.backend_links[i]
+    }
+
+    /// MAC of c0.
+    pub fn client_mac(&self) -> [u8; 6] {
+        self.macs[0]
+    }
+
+    /// MAC of d0.
+    pub fn dut_client_mac(&self) -> [u8; 6] {
+        self.macs[1]
+    }
+
+    /// MAC of d1.
+    pub fn dut_backend_mac(&self) -> [u8; 6] {
+        self.macs[2]
+    }
+}
+
+/// Turns TX checksum offload off (`ethtool -K DEV tx off`).
+pub fn tx_offload_off(ns: &Netns, dev: &str) -> io::Result<()> {
+    let out = ns.exec(&["ethtool", "-K", dev, "tx", "off"])?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "ethtool -K {dev} tx off in {}: {}",
+            ns.name(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

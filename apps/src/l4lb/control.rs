@@ -318,7 +318,7 @@ fn a_report(a: &mut AnyApp, out: &mut Vec<(&'static str, u64)>) {
 impl Controller for L4lbControl {
     fn start(&mut self, shards: &Shards) -> Result<(), String> {
         if let Some(iface) = &self.iface {
-            let ix = nic::sys::if_index(iface).map_err(|e| format!("backend port interface {iface}: {e}"))?;
+            let ix = nic::sys::if_nametoindex(iface).map_err(|e| format!("backend port interface {iface}: {e}"))?;
             self.ifindex = Some(ix);
             self.resolve(self.neighbour_wait)?;
         }
