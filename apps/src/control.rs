@@ -149,7 +149,15 @@ pub fn handle_request(line: &str, instances: &mut [Instance]) -> Result<String, 
         [] | ["help"] => Ok("requests: apps | APP COMMAND... (APP help lists an app's commands)".into()),
         ["apps"] => Ok(instances
             .iter()
-            .map(|i| format!("{} {} shards={}{}", i.name, i.kind, i.shards.len(), if i.controller.is_some() { "" } else { " (no commands)" }))
+            .map(|i| {
+                format!(
+                    "{} {} shards={}{}",
+                    i.name,
+                    i.kind,
+                    i.shards.len(),
+                    if i.controller.is_some() { "" } else { " (no commands)" }
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")),
         [name, args @ ..] => {

@@ -42,7 +42,13 @@ pub struct EngineSection {
 
 impl Default for EngineSection {
     fn default() -> Self {
-        EngineSection { burst: 64, idle: Idle::Spin, stats_interval_ms: 1000, duration_secs: None, control_socket: None }
+        EngineSection {
+            burst: 64,
+            idle: Idle::Spin,
+            stats_interval_ms: 1000,
+            duration_secs: None,
+            control_socket: None,
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! `xskd demo`: the engine on the built-in default topology, end to end, in one command.
+//! `xskd demo` (`--app relay`, the default): the relay on the built-in default topology, end to
+//! end, in one command.
 //!
 //! ```text
 //! gen [g0 198.18.0.1] ⇄ [d0] dut: xskd relay (mac mode, both directions) [d1] ⇄ [s0 198.19.0.1] sink
@@ -17,61 +18,15 @@
 //! off on g0 and s0 and the kernels write full checksums.
 
 use std::net::SocketAddrV4;
-use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::Args;
 use nic::netns::{Netns, Topology};
+
+use super::{ncpus, wait_ready, ChildGuard, DemoArgs, DirGuard};
 
 use crate::params::fmt_mac;
 use crate::udpflow::{self, Receiver, SendSpec};
-
-/// `xskd demo` options.
-#[derive(Args, Debug, Clone)]
-pub struct DemoArgs {
-    /// Seconds of traffic.
-    #[arg(long, default_value_t = 5.0)]
-    pub duration: f64,
-    /// Ethernet frame size in bytes, without FCS (60..=1514).
-    #[arg(long, default_value_t = 60)]
-    pub size: usize,
-    /// Datagrams per second per direction (0: as fast as the kernel sends).
-    #[arg(long, default_value_t = 50_000)]
-    pub rate: u64,
-    /// Relay mode used in the DUT (mac, or macswap/io to see the kernel drop misaddressed frames).
-    #[arg(long, default_value = "mac")]
-    pub mode: String,
-    /// XDP attach mode: native | generic | auto.
-    #[arg(long, default_value = "auto")]
-    pub xdp_mode: String,
-    /// UMEM pages: 2M | 1G | none.
-    #[arg(long, default_value = "2M")]
-    pub hugepages: String,
-    /// CPU for the engine's lcore (default: the last CPU).
-    #[arg(long)]
-    pub lcore: Option<usize>,
-    /// Path of the xskd binary to run in the DUT (default: this executable).
-    #[arg(long)]
-    pub xskd: Option<PathBuf>,
-}
-
-/// Kills and reaps the engine if the demo bails out early.
-struct ChildGuard(Option<Child>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn ncpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
 
 /// The config the demo runs (also a worked example of claim rules and mac-mode relays).
 pub fn demo_config(t: &Topology, a: &DemoArgs, lcore: usize, duration_secs: f64) -> String {
@@ -117,20 +72,6 @@ params = {{ mode = "{mode}", peer = "d0"{dst_g} }}
         dst_s = if a.mode == "mac" { format!(", dst_mac = \"{}\"", fmt_mac(&t.sink_mac())) } else { String::new() },
         dst_g = if a.mode == "mac" { format!(", dst_mac = \"{}\"", fmt_mac(&t.gen_mac())) } else { String::new() },
     )
-}
-
-fn wait_ready(ready: &Path, child: &mut Child, timeout: Duration) -> Result<()> {
-    let t0 = Instant::now();
-    while t0.elapsed() < timeout {
-        if ready.exists() {
-            return Ok(());
-        }
-        if let Some(st) = child.try_wait()? {
-            bail!("xskd exited before it was ready ({st})");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    bail!("xskd was not ready after {timeout:?}")
 }
 
 fn offload_off(ns: &Netns, dev: &str) -> Result<()> {
@@ -286,12 +227,4 @@ pub fn run(a: &DemoArgs) -> Result<bool> {
     );
     drop(topo);
     Ok(ok)
-}
-
-struct DirGuard(PathBuf);
-
-impl Drop for DirGuard {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
