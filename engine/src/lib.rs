@@ -3,6 +3,7 @@
 //! * [`wire`]: zero-copy packet views (`new_checked` on input) and `Repr`s for emitting.
 //! * [`app`]: the [`App`] trait, its context [`Ctx`], [`Verdict`] and [`DropReason`].
 //! * [`batch`]: [`Batch`], one burst with one verdict per frame.
+//! * [`flow`]: the per-lcore flow table ([`FlowTable`]: 5-tuple → state, timeouts, bounded expiry).
 //! * [`lcore`]: the pinned poll-mode loop ([`Lcore`], [`LcoreBuilder`]).
 //! * [`stats`]: per-lcore counters, the burst-size histogram and published snapshots.
 //! * [`time`]: the TSC loop clock and the [`Instant`] that protocol code receives.
@@ -12,6 +13,7 @@
 
 pub mod app;
 pub mod batch;
+pub mod flow;
 pub mod lcore;
 pub mod stats;
 pub mod time;
@@ -19,6 +21,7 @@ pub mod wire;
 
 pub use app::{App, Ctx, DropCounters, DropReason, Ingress, PortId, Shard, TxPort, Verdict};
 pub use batch::Batch;
+pub use flow::{FlowCounters, FlowIx, FlowKey, FlowTable, FlowTimeouts, InsertError, TimeoutClass};
 pub use lcore::{
     AppSlot, ControlFn, Handed, IdleMode, Lcore, LcoreBuilder, LcoreOptions, DEFAULT_BURST, MAX_RX_BURSTS,
 };
