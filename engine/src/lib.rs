@@ -4,6 +4,9 @@
 //! * [`app`]: the [`App`] trait, its context [`Ctx`], [`Verdict`] and [`DropReason`].
 //! * [`batch`]: [`Batch`], one burst with one verdict per frame.
 //! * [`lcore`]: the pinned poll-mode loop ([`Lcore`], [`LcoreBuilder`]).
+//! * [`nat`]: in-place address/port translation with incremental checksums, ICMP error
+//!   translation ([`NatFrame`], [`FiveTuple`]).
+//! * [`maglev`]: Maglev consistent hashing for load balancing ([`MaglevTable`]).
 //! * [`stats`]: per-lcore counters, the burst-size histogram and published snapshots.
 //! * [`time`]: the TSC loop clock and the [`Instant`] that protocol code receives.
 //!
@@ -13,6 +16,8 @@
 pub mod app;
 pub mod batch;
 pub mod lcore;
+pub mod maglev;
+pub mod nat;
 pub mod stats;
 pub mod time;
 pub mod wire;
@@ -20,5 +25,7 @@ pub mod wire;
 pub use app::{App, Ctx, DropCounters, DropReason, TxPort, Verdict};
 pub use batch::Batch;
 pub use lcore::{IdleMode, Lcore, LcoreBuilder, LcoreOptions, DEFAULT_BURST, MAX_RX_BURSTS};
+pub use maglev::{MaglevBackend, MaglevError, MaglevTable};
+pub use nat::{FiveTuple, InnerChecksum, NatError, NatFrame};
 pub use stats::{LcoreCounters, LcoreSnapshot, QueueSnapshot, Rates, SharedSnapshot};
 pub use time::{Clock, Instant};
