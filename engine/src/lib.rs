@@ -5,6 +5,9 @@
 //! * [`batch`]: [`Batch`], one burst with one verdict per frame.
 //! * [`flow`]: the per-lcore flow table ([`FlowTable`]: 5-tuple → state, timeouts, bounded expiry).
 //! * [`lcore`]: the pinned poll-mode loop ([`Lcore`], [`LcoreBuilder`]).
+//! * [`nat`]: in-place address/port translation with incremental checksums, ICMP error
+//!   translation ([`NatFrame`], [`FiveTuple`]).
+//! * [`maglev`]: Maglev consistent hashing for load balancing ([`MaglevTable`]).
 //! * [`stats`]: per-lcore counters, the burst-size histogram and published snapshots.
 //! * [`time`]: the TSC loop clock and the [`Instant`] that protocol code receives.
 //!
@@ -15,6 +18,8 @@ pub mod app;
 pub mod batch;
 pub mod flow;
 pub mod lcore;
+pub mod maglev;
+pub mod nat;
 pub mod stats;
 pub mod time;
 pub mod wire;
@@ -25,5 +30,7 @@ pub use flow::{FlowCounters, FlowIx, FlowKey, FlowTable, FlowTimeouts, InsertErr
 pub use lcore::{
     AppSlot, ControlFn, Handed, IdleMode, Lcore, LcoreBuilder, LcoreOptions, DEFAULT_BURST, MAX_RX_BURSTS,
 };
+pub use maglev::{MaglevBackend, MaglevError, MaglevTable};
+pub use nat::{FiveTuple, InnerChecksum, NatError, NatFrame};
 pub use stats::{AppSnapshot, LcoreCounters, LcoreSnapshot, QueueSnapshot, Rates, SharedSnapshot};
 pub use time::{Clock, Instant};

@@ -1,7 +1,7 @@
-//! `wire_parse`: arbitrary bytes → Ethernet → (802.1Q) → IPv4 / IPv6 / ARP → UDP / TCP / ICMPv4,
-//! calling every getter, every `Repr::parse`, the TCP options iterator, checksum verification,
-//! and (on a copy) the in-place setters. The property is "no panic, whatever the bytes"; a few
-//! asserts check the length guarantees `check_len` documents.
+//! `wire_parse`: arbitrary bytes → Ethernet → (802.1Q) → IPv4 / IPv6 / ARP → UDP / TCP / ICMPv4
+//! / ICMPv6, calling every getter, every `Repr::parse`, the TCP options iterator, checksum
+//! verification, and (on a copy) the in-place setters. The property is "no panic, whatever the
+//! bytes"; a few asserts check the length guarantees `check_len` documents.
 //!
 //! Run (from `engine/fuzz`, nightly features through RUSTC_BOOTSTRAP on the stable toolchain):
 //!
@@ -25,8 +25,8 @@
 
 use engine::wire::{
     checksum, ArpPacket, ArpRepr, EtherType, EthernetFrame, EthernetRepr, Icmpv4Packet, Icmpv4Repr,
-    IpPair, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpOption, TcpPacket, TcpRepr,
-    UdpPacket, UdpRepr,
+    Icmpv6Packet, IpPair, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpOption,
+    TcpPacket, TcpRepr, UdpPacket, UdpRepr,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -124,6 +124,7 @@ fn parse_l4(protocol: IpProtocol, data: &[u8], ips: &IpPair) {
         IpProtocol::UDP => parse_udp(data, ips),
         IpProtocol::TCP => parse_tcp(data, ips),
         IpProtocol::ICMP => parse_icmp(data),
+        IpProtocol::ICMPV6 => parse_icmpv6(data, ips),
         _ => {}
     }
 }
@@ -212,6 +213,16 @@ fn parse_icmp(data: &[u8]) {
     if let Ok(repr) = Icmpv4Repr::parse(&icmp) {
         assert_eq!(repr.buffer_len(), data.len());
     }
+}
+
+fn parse_icmpv6(data: &[u8], ips: &IpPair) {
+    let Ok(icmp) = Icmpv6Packet::new_checked(data) else {
+        return;
+    };
+    let _ = (icmp.msg_type(), icmp.msg_code(), icmp.checksum());
+    let _ = (icmp.echo_ident(), icmp.echo_seq_no(), icmp.mtu());
+    let _ = (icmp.msg_type().is_error(), icmp.verify_checksum(ips));
+    assert_eq!(icmp.data().len() + 8, data.len());
 }
 
 /// Runs the in-place setters over a mutable copy: after `new_checked`, none may panic either.

@@ -8,6 +8,12 @@
 //! one's-complement sum* (not yet inverted). A header checksum field holds `!sum`; a received
 //! header is valid when the sum over it, checksum field included, is `0xffff`.
 //!
+//! Incremental updates (RFC 1624, eqn. 3: `HC' = ~(~HC + ~m + m')`) come in two forms:
+//! [`update_u16`] / [`update_u32`] for one changed field, and [`Delta`], which accumulates any
+//! number of changed words and applies them with one fold. A NAT computes the address change once
+//! as a `Delta` and applies it to the IPv4 header checksum and (through the pseudo header) to the
+//! TCP/UDP checksum.
+//!
 //! [`data`] reads 16 bytes per iteration as two native-endian `u64` words into two independent
 //! accumulators with end-around carry, and byte-swaps the folded result once at the end. This is
 //! the byte-order independence of RFC 1071 §2(B): the one's-complement sum of byte-swapped words
@@ -126,13 +132,14 @@ fn sum_u128(v: u128) -> u64 {
 ///
 /// `checksum` and the result are the values stored in the header (already inverted). The result
 /// verifies exactly as a full recomputation would; it can differ from one only in the
-/// representation of zero (`0x0000` vs `0xffff`), which both verify.
+/// representation of zero (`0x0000` vs `0xffff`), which both verify. See [`Delta::apply`] for when
+/// it is bit-identical.
 ///
 /// For a UDP-over-IPv4 checksum of `0` ("no checksum"), leave the field alone instead of calling
 /// this.
 #[inline]
 pub const fn update_u16(checksum: u16, old: u16, new: u16) -> u16 {
-    !fold(!checksum as u64 + !old as u64 + new as u64)
+    Delta::ZERO.add_u16(old, new).apply(checksum)
 }
 
 /// Updates a stored checksum after a 32-bit field (an IPv4 address, a TCP sequence number)
@@ -140,12 +147,68 @@ pub const fn update_u16(checksum: u16, old: u16, new: u16) -> u16 {
 /// offset of the covered data.
 #[inline]
 pub const fn update_u32(checksum: u16, old: u32, new: u32) -> u16 {
-    let sum = !checksum as u64
-        + !(old >> 16) as u16 as u64
-        + !(old as u16) as u64
-        + (new >> 16) as u64
-        + (new & 0xffff) as u64;
-    !fold(sum)
+    Delta::ZERO.add_u32(old, new).apply(checksum)
+}
+
+/// The change of a one's-complement sum when some 16-bit words of the covered data change:
+/// `Σ (~m + m')` over the changed words `m → m'`, kept unfolded (with end-around carry).
+///
+/// Build it with the `add_*` methods (each changed field must start at an even offset of the
+/// covered data), then [`apply`](Self::apply) it to every checksum that covers those words. An
+/// unchanged word (`old == new`) adds `0xffff`, the one's-complement "negative zero", and leaves
+/// the result unchanged. `Copy` and `const`: extending a delta returns a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Delta {
+    sum: u64,
+}
+
+impl Delta {
+    /// No change.
+    pub const ZERO: Self = Self { sum: 0 };
+
+    /// Adds the change of one 16-bit word.
+    #[inline]
+    #[must_use]
+    pub const fn add_u16(self, old: u16, new: u16) -> Self {
+        Self { sum: add_u64(self.sum, !old as u64 + new as u64) }
+    }
+
+    /// Adds the change of a 32-bit field (two words).
+    #[inline]
+    #[must_use]
+    pub const fn add_u32(self, old: u32, new: u32) -> Self {
+        self.add_u16((old >> 16) as u16, (new >> 16) as u16).add_u16(old as u16, new as u16)
+    }
+
+    /// Adds the change of a 128-bit field (eight words), such as an IPv6 address.
+    #[inline]
+    #[must_use]
+    pub const fn add_u128(self, old: u128, new: u128) -> Self {
+        self.add_u32((old >> 96) as u32, (new >> 96) as u32)
+            .add_u32((old >> 64) as u32, (new >> 64) as u32)
+            .add_u32((old >> 32) as u32, (new >> 32) as u32)
+            .add_u32(old as u32, new as u32)
+    }
+
+    /// Adds another delta (changes to more words of the same covered data).
+    #[inline]
+    #[must_use]
+    pub const fn add(self, other: Self) -> Self {
+        Self { sum: add_u64(self.sum, other.sum) }
+    }
+
+    /// Applies the change to a stored checksum (the inverted value in the header):
+    /// `HC' = ~(~HC + delta)` (RFC 1624, eqn. 3).
+    ///
+    /// When `checksum` is the value a full computation stored (`!sum` of data that is not all
+    /// zero, so never `0xffff`), the result is **bit-identical** to a full recomputation over the
+    /// changed data: both folded sums lie in `1..=0xffff` and are congruent modulo `0xffff`. Every
+    /// IPv4 header, TCP/UDP pseudo header and ICMP error message has a non-zero word, so this holds
+    /// for them. A wrong checksum stays exactly as wrong (the receiver still detects it).
+    #[inline]
+    pub const fn apply(self, checksum: u16) -> u16 {
+        !fold(add_u64(!checksum as u64, self.sum))
+    }
 }
 
 #[cfg(test)]
@@ -243,7 +306,70 @@ mod tests {
         a == b || (a | b == 0xffff && (a == 0 || b == 0))
     }
 
+    /// A few words, all changed, some to zero and from 0xffff: the delta applied once equals
+    /// a full recomputation bit for bit.
+    #[test]
+    fn delta_is_bit_identical_to_recompute() {
+        let mut buf = [0x45u8, 0x00, 0xff, 0xff, 0x12, 0x34, 0x00, 0x00, 0xab, 0xcd, 0x00, 0x01];
+        let stored = fill(&mut buf, 6);
+        let new_words = [(0usize, 0x0000u16), (2, 0x0000), (4, 0xffff), (8, 0x5432), (10, 0xfffe)];
+        let mut d = Delta::ZERO;
+        for (at, new) in new_words {
+            let old = u16::from_be_bytes([buf[at], buf[at + 1]]);
+            d = d.add_u16(old, new);
+            buf[at..at + 2].copy_from_slice(&new.to_be_bytes());
+        }
+        let updated = d.apply(stored);
+        assert_eq!(updated, fill(&mut buf, 6));
+        assert_eq!(Delta::ZERO.apply(0x1234), 0x1234);
+        assert_eq!(Delta::ZERO.add_u16(7, 7).apply(0x1234), 0x1234);
+    }
+
     proptest! {
+        /// A delta of random changes to random words, applied once, is bit-identical to a full
+        /// recomputation (the stored checksum came from a full computation), and applying the
+        /// reverse delta restores the original checksum.
+        #[test]
+        fn delta_matches_full_recompute(
+            mut buf in proptest::collection::vec(any::<u8>(), 4..80),
+            changes in proptest::collection::vec((any::<usize>(), any::<u16>()), 0..12),
+        ) {
+            let len = buf.len() & !1;
+            let buf = &mut buf[..len];
+            buf[2] |= 1; // never all-zero data
+            let stored = fill(buf, 0);
+            let original = buf.to_vec();
+            let (mut forward, mut back) = (Delta::ZERO, Delta::ZERO);
+            for (idx, new) in changes {
+                let at = 2 + 2 * (idx % (len / 2 - 1));
+                if at == 2 && new & 0x0100 == 0 {
+                    continue; // keep the non-zero byte
+                }
+                let old = u16::from_be_bytes([buf[at], buf[at + 1]]);
+                forward = forward.add_u16(old, new);
+                back = back.add_u16(new, old);
+                buf[at..at + 2].copy_from_slice(&new.to_be_bytes());
+            }
+            let updated = forward.apply(stored);
+            buf[0..2].copy_from_slice(&updated.to_be_bytes());
+            let after = buf.to_vec();
+            prop_assert_eq!(updated, fill(buf, 0));
+            prop_assert_eq!(buf.to_vec(), after);
+            // `back` lists the words in the same order; undoing them restores the checksum.
+            prop_assert_eq!(back.apply(updated), u16::from_be_bytes([original[0], original[1]]));
+        }
+
+        #[test]
+        fn wide_deltas_equal_word_deltas(c in any::<u16>(), old in any::<u128>(), new in any::<u128>()) {
+            let mut words = Delta::ZERO;
+            for i in (0..8).rev() {
+                words = words.add_u16((old >> (16 * i)) as u16, (new >> (16 * i)) as u16);
+            }
+            prop_assert_eq!(Delta::ZERO.add_u128(old, new).apply(c), words.apply(c));
+            let (o32, n32) = (old as u32, new as u32);
+            prop_assert_eq!(update_u32(c, o32, n32), update_u16(update_u16(c, (o32 >> 16) as u16, (n32 >> 16) as u16), o32 as u16, n32 as u16));
+        }
+
         #[test]
         fn fast_sum_matches_naive(bytes in proptest::collection::vec(any::<u8>(), 0..600), skip in 0usize..8) {
             // `skip` shifts the start so every alignment of the slice is exercised.

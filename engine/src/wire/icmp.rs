@@ -31,6 +31,14 @@ impl Icmpv4Message {
     pub const TIMESTAMP: Self = Self(13);
     /// Timestamp reply.
     pub const TIMESTAMP_REPLY: Self = Self(14);
+
+    /// Whether this is an error message that quotes the invoking packet's IP header and at least
+    /// its first 8 payload bytes, and that a NAT translates: destination unreachable (including
+    /// RFC 1191 "fragmentation needed"), time exceeded, parameter problem (RFC 792).
+    #[inline]
+    pub const fn quotes_packet(self) -> bool {
+        matches!(self, Self::DST_UNREACHABLE | Self::TIME_EXCEEDED | Self::PARAM_PROBLEM)
+    }
 }
 
 impl fmt::Display for Icmpv4Message {
@@ -229,6 +237,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv4Packet<T> {
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let c = !checksum::data(self.buffer.as_ref());
+        self.set_checksum(c);
+    }
+
+    /// Applies an incremental change (RFC 1624) to the checksum: `delta` lists the words of the
+    /// message that changed (ICMPv4 has no pseudo header).
+    #[inline]
+    pub fn update_checksum(&mut self, delta: checksum::Delta) {
+        let c = delta.apply(self.checksum());
         self.set_checksum(c);
     }
 

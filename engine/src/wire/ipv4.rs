@@ -328,6 +328,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.set_checksum(!sum);
     }
 
+    /// Applies an incremental change (RFC 1624) to the header checksum: `delta` lists the header
+    /// words that changed (see [`checksum::Delta`]).
+    #[inline]
+    pub fn update_checksum(&mut self, delta: checksum::Delta) {
+        let c = delta.apply(self.checksum());
+        self.set_checksum(c);
+    }
+
     /// Sets the TTL and updates the header checksum incrementally (RFC 1624): the forwarding
     /// path's "decrement TTL" without re-summing the header.
     #[inline]

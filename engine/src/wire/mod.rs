@@ -2,9 +2,9 @@
 //!
 //! This module owns the byte layout of every protocol header the engine reads or writes:
 //! Ethernet II with an optional single 802.1Q tag, ARP (Ethernet/IPv4), IPv4, the IPv6 fixed
-//! header, UDP, TCP (with its options), ICMPv4, and the internet checksum. It never allocates,
-//! never reads a clock and never touches raw memory; everything in it would build under `#![no_std]`
-//! (it uses `core` only).
+//! header, UDP, TCP (with its options), ICMPv4, ICMPv6 (a view, no `Repr`), and the internet
+//! checksum. It never allocates, never reads a clock and never touches raw memory; everything in
+//! it would build under `#![no_std]` (it uses `core` only).
 //!
 //! # Two levels
 //!
@@ -50,7 +50,8 @@
 //!
 //! `parse` never verifies checksums: verification is a separate `verify_checksum` call, so that
 //! a caller with hardware checksum offload skips it and a forwarder that only rewrites headers can
-//! update the checksum incrementally (`checksum::update_u16` / `update_u32`, RFC 1624) instead.
+//! update the checksum incrementally (`checksum::update_u16` / `update_u32`, or a
+//! `checksum::Delta` passed to a view's `update_checksum`; RFC 1624) instead.
 //! Under `cfg(fuzzing)` every `verify_checksum` returns `true`, so the fuzzer reaches deeper code.
 //! `fill_checksum` computes and stores the checksum; every `Repr::emit` that owns a checksum calls
 //! it.
@@ -98,6 +99,7 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
@@ -107,6 +109,7 @@ pub mod udp;
 pub use self::arp::{ArpHardware, ArpOperation, ArpPacket, ArpRepr};
 pub use self::ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr, L3Info, VlanTag};
 pub use self::icmp::{Icmpv4Message, Icmpv4Packet, Icmpv4Repr};
+pub use self::icmpv6::{Icmpv6Message, Icmpv6Packet};
 pub use self::ip::{IpPair, IpProtocol};
 pub use self::ipv4::{Ipv4Packet, Ipv4Repr};
 pub use self::ipv6::{Ipv6Packet, Ipv6Repr};
@@ -231,6 +234,10 @@ mod tests {
             }),
             IpProtocol::ICMP => Icmpv4Packet::new_checked(payload).map_or(0, |p| {
                 icmp::tests::exercise(&p);
+                1
+            }),
+            IpProtocol::ICMPV6 => Icmpv6Packet::new_checked(payload).map_or(0, |p| {
+                icmpv6::tests::exercise(&p, pair);
                 1
             }),
             _ => 0,

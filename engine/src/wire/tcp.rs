@@ -15,6 +15,7 @@ use core::fmt;
 use core::iter::FusedIterator;
 use core::ops::{Add, BitOr, BitOrAssign, Sub};
 
+use super::checksum::Delta;
 use super::ip::{self, IpPair, IpProtocol};
 use super::{read_u16, read_u32, write_u16, write_u32, Error, Field, Result};
 
@@ -564,6 +565,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     pub fn fill_checksum(&mut self, ips: &IpPair) {
         self.set_checksum(0);
         let c = ip::transport_checksum(ips, IpProtocol::TCP, self.buffer.as_ref());
+        self.set_checksum(c);
+    }
+
+    /// Applies an incremental change (RFC 1624) to the checksum: `delta` lists the words of the
+    /// segment *and of the pseudo header* (addresses) that changed. Bit-identical to
+    /// [`Self::fill_checksum`] when the stored checksum was valid (see [`Delta::apply`]).
+    #[inline]
+    pub fn update_checksum(&mut self, delta: Delta) {
+        let c = delta.apply(self.checksum());
         self.set_checksum(c);
     }
 }

@@ -4,6 +4,7 @@
 //! `8..length`, so trailing bytes (IP or Ethernet padding) are ignored. A zero checksum over IPv4
 //! means "not computed" and verifies; over IPv6 it is invalid (RFC 8200 §8.1).
 
+use super::checksum::Delta;
 use super::ip::{self, IpPair, IpProtocol};
 use super::{read_u16, write_u16, Error, Field, Result};
 
@@ -175,6 +176,25 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     }
 }
 
+impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
+    /// Applies an incremental change (RFC 1624) to the checksum: `delta` lists the words of the
+    /// datagram *and of the pseudo header* (addresses) that changed.
+    ///
+    /// A stored zero is left alone: over IPv4 it means "no checksum" (RFC 768); over IPv6 it is
+    /// invalid (RFC 8200 §8.1) and stays so, rather than becoming a value that might verify. A
+    /// result of zero is stored as `0xffff` (RFC 768), as [`Self::fill_checksum`] does, so the
+    /// update is bit-identical to a full recomputation (see [`Delta::apply`]).
+    #[inline]
+    pub fn update_checksum(&mut self, delta: Delta) {
+        let old = self.checksum();
+        if old == 0 {
+            return;
+        }
+        let c = delta.apply(old);
+        self.set_checksum(if c == 0 { 0xffff } else { c });
+    }
+}
+
 /// A UDP header: the two ports. Length and checksum follow from the payload and the IP
 /// addresses and are written by `emit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -295,6 +315,38 @@ pub(super) mod tests {
             buf.copy_from_slice(payload)
         });
         assert_eq!(out, DNS_QUERY[20..]);
+    }
+
+    /// `update_checksum` keeps a zero ("no checksum") and turns a computed zero into 0xffff,
+    /// exactly as `fill_checksum` does: the source port that makes the checksum compute to zero
+    /// is found by brute force with `fill_checksum`, then reached incrementally.
+    #[test]
+    fn incremental_update_zero_rules() {
+        let original = DNS_QUERY[20..].to_vec();
+        let (old_port, old_sum) = (53000u16, 0x74b1u16);
+        let port = (0..=u16::MAX)
+            .find(|&port| {
+                let mut b = original.clone();
+                let mut p = UdpPacket::new_checked(&mut b[..]).unwrap();
+                p.set_src_port(port);
+                p.fill_checksum(&dns_ips());
+                p.checksum() == 0xffff
+            })
+            .expect("some port makes the sum 0xffff");
+        let mut b = original.clone();
+        let mut p = UdpPacket::new_checked(&mut b[..]).unwrap();
+        p.set_src_port(port);
+        p.update_checksum(Delta::ZERO.add_u16(old_port, port));
+        assert_eq!(p.checksum(), 0xffff);
+        assert!(p.verify_checksum(&dns_ips()));
+        // And back: from the 0xffff representation to the original value.
+        p.set_src_port(old_port);
+        p.update_checksum(Delta::ZERO.add_u16(port, old_port));
+        assert_eq!(p.checksum(), old_sum);
+        // A zero checksum stays zero.
+        p.set_checksum(0);
+        p.update_checksum(Delta::ZERO.add_u16(old_port, port));
+        assert_eq!(p.checksum(), 0);
     }
 
     #[test]
