@@ -1,6 +1,7 @@
 //! `apps`: the xskd apps, the daemon that runs them, and the pieces of the `xskd` CLI.
 //!
 //! * [`relay`]: testpmd-style forwarding (io, mac, macswap).
+//! * [`l4lb`]: L4 load balancer, full NAT, Maglev over the flow table.
 //! * [`pktgen`]: traffic generator and receiver (loss, reordering, latency), pcap replay/capture.
 //! * [`pktgen_cmd`]: `xskd pktgen`, flags/profile → config → daemon, AF_XDP or live-frames TX.
 //! * [`registry`]: the app list, parameter validation, [`registry::AnyApp`].
@@ -16,6 +17,7 @@
 pub mod control;
 pub mod daemon;
 pub mod demo;
+pub mod l4lb;
 pub mod params;
 pub mod pktgen;
 pub mod pktgen_cmd;

@@ -220,6 +220,8 @@ apps! {
     Relay => "relay": crate::relay::RelayParams,
     /// Traffic generator and receiver.
     Pktgen => "pktgen": crate::pktgen::PktgenSpec,
+    /// L4 load balancer with full NAT (Maglev, flow table).
+    L4lb => "l4lb": crate::l4lb::L4lbParams,
 }
 
 impl AnyApp {

@@ -299,8 +299,9 @@ const fn gcd(a: u32, b: u32) -> u32 {
     }
 }
 
-/// Trial division by 2, 3 and `6k ± 1` up to `√n` (under 700 steps for `n < 2^24`).
-const fn is_prime(n: u32) -> bool {
+/// Whether `n` is prime (the table size must be): trial division by 2, 3 and `6k ± 1` up to
+/// `√n` (under 700 steps for `n < 2^24`).
+pub const fn is_prime(n: u32) -> bool {
     if n < 4 {
         return n >= 2;
     }

@@ -386,6 +386,34 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> NatFrame<T> {
         EthernetFrame::new_unchecked(self.buffer.as_mut()).set_dst_addr(addr);
     }
 
+    /// Turns an ICMPv4 echo request into its reply, in place: addresses and MACs swapped, type
+    /// 8 → 0 with the ICMP checksum updated incrementally (the IPv4 header checksum does not
+    /// change: swapping two words keeps their sum). The TTL is kept.
+    ///
+    /// Errors, with the frame untouched: [`NatError::Unsupported`] if this is not an ICMPv4
+    /// echo request (code 0).
+    pub fn echo_reply(&mut self) -> Result<(), NatError> {
+        if self.layout.tuple.ips.is_v6() || self.layout.icmp != Some((Icmpv4Message::ECHO_REQUEST.0, 0)) {
+            return Err(NatError::Unsupported);
+        }
+        let Layout { l3, l4, end, .. } = self.layout;
+        let data = self.buffer.as_mut();
+        let mut eth = EthernetFrame::new_unchecked(&mut *data);
+        let (src, dst) = (eth.src_addr(), eth.dst_addr());
+        eth.set_src_addr(dst);
+        eth.set_dst_addr(src);
+        let mut ip = Ipv4Packet::new_unchecked(&mut data[l3..l4]);
+        let (a, b) = (ip.src_addr(), ip.dst_addr());
+        ip.set_src_addr(b);
+        ip.set_dst_addr(a);
+        if !Icmpv4Packet::new_unchecked(&mut data[l4..end]).echo_request_to_reply() {
+            return Err(NatError::Unsupported);
+        }
+        self.layout.tuple = self.layout.tuple.reversed();
+        self.layout.icmp = Some((Icmpv4Message::ECHO_REPLY.0, 0));
+        Ok(())
+    }
+
     /// Rewrites a TCP or UDP packet so that its 5-tuple becomes `to`: both addresses and both
     /// ports (fields that do not change cost nothing extra and stay as they are), with the IPv4
     /// header checksum and the TCP/UDP checksum updated incrementally (see the module docs for the

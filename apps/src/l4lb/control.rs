@@ -124,7 +124,8 @@ impl L4lbControl {
     /// Pushes slot `slot` to every shard.
     fn push_backend(&self, shards: &Shards, slot: u16) {
         let b = self.backends[slot as usize].clone();
-        shards.send_all(move |_, a| with_shard(a, |lb| lb.set_backend(slot, b.addr.ip(), b.addr.port(), b.state, b.mac)));
+        shards
+            .send_all(move |_, a| with_shard(a, |lb| lb.set_backend(slot, b.addr.ip(), b.addr.port(), b.state, b.mac)));
     }
 
     /// Rebuilds service `si`'s Maglev table and pushes it: every backend of the service that is
@@ -137,9 +138,11 @@ impl L4lbControl {
             .iter()
             .map(|&b| {
                 let be = &self.backends[b as usize];
-                MaglevBackend::new(MaglevBackend::id_of(&be.addr))
-                    .weight(be.weight)
-                    .active(be.state == BackendState::Active && be.mac.is_some())
+                MaglevBackend {
+                    id: MaglevBackend::id_of(&be.addr),
+                    weight: be.weight,
+                    active: be.state == BackendState::Active && be.mac.is_some(),
+                }
             })
             .collect();
         let table = MaglevTable::with_size(&mb, s.table_size).map_err(|e| format!("service {}: {e}", s.name))?;
@@ -263,7 +266,9 @@ impl L4lbControl {
             ("add", existing) => {
                 let weight = match rest {
                     [] => 1,
-                    ["weight", w] => w.parse::<u32>().ok().filter(|w| (1..=100).contains(w)).ok_or("weight: 1..=100")?,
+                    ["weight", w] => {
+                        w.parse::<u32>().ok().filter(|w| (1..=100).contains(w)).ok_or("weight: 1..=100")?
+                    }
                     _ => return Err("usage: backend add SERVICE IP:PORT [weight N]".into()),
                 };
                 let slot = match existing {
@@ -334,7 +339,7 @@ impl Controller for L4lbControl {
             return;
         }
         self.next_refresh = now + REFRESH_EVERY;
-        let (Some(r), Some(ix)) = (&mut self.resolver, self.ifindex) else { return };
+        let Some(r) = &mut self.resolver else { return };
         let changes = match r.refresh() {
             Ok(c) => c,
             Err(e) => {
@@ -346,9 +351,8 @@ impl Controller for L4lbControl {
         for c in changes {
             tracing::info!(app = %self.name, backend = %c.ip, change = ?c.kind, "backend neighbour changed");
             let mac = match c.kind {
-                NeighChangeKind::Resolved { mac } | NeighChangeKind::MacChanged { mac, .. } => Some(mac),
+                NeighChangeKind::Resolved { mac } | NeighChangeKind::MacChanged { new: mac, .. } => Some(mac),
                 NeighChangeKind::Unresolved { .. } => None,
-                _ => r.mac(ix, c.ip),
             };
             for slot in 0..self.backends.len() {
                 let b = &mut self.backends[slot];
@@ -370,7 +374,10 @@ impl Controller for L4lbControl {
 
     fn command(&mut self, args: &[&str], shards: &Shards) -> Result<String, String> {
         match args {
-            [] | ["help"] => Ok("commands: services | backends | stats | backend add|drain|activate|remove SERVICE IP:PORT [weight N]".into()),
+            [] | ["help"] => Ok(
+                "commands: services | backends | stats | backend add|drain|activate|remove SERVICE IP:PORT [weight N]"
+                    .into(),
+            ),
             ["services"] => Ok(self
                 .services
                 .iter()

@@ -173,7 +173,10 @@ fn parse_timeouts(t: &toml::Table, errs: &mut ParamErrors) -> FlowTimeouts {
     };
     for k in tt.keys() {
         if !TIMEOUT_KEYS.contains(&k.as_str()) {
-            errs.push(&format!("timeouts.{k}"), format!("unknown timeout (expected one of: {})", TIMEOUT_KEYS.join(", ")));
+            errs.push(
+                &format!("timeouts.{k}"),
+                format!("unknown timeout (expected one of: {})", TIMEOUT_KEYS.join(", ")),
+            );
         }
     }
     let mut get = |k: &str, dst: &mut Duration| {
@@ -201,7 +204,10 @@ fn parse_backend(v: &toml::Value, key: &str, errs: &mut ParamErrors) -> Option<B
         toml::Value::Table(t) => {
             for k in t.keys() {
                 if !BACKEND_KEYS.contains(&k.as_str()) {
-                    errs.push(&format!("{key}.{k}"), format!("unknown key (expected one of: {})", BACKEND_KEYS.join(", ")));
+                    errs.push(
+                        &format!("{key}.{k}"),
+                        format!("unknown key (expected one of: {})", BACKEND_KEYS.join(", ")),
+                    );
                 }
             }
             let mut e = ParamErrors::default();
@@ -338,7 +344,8 @@ impl L4lbParams {
                     }
                 }
             }
-            Some(v) => errs.push("service", format!("expected an array of tables [[app.params.service]], got {}", v.type_str())),
+            Some(v) => errs
+                .push("service", format!("expected an array of tables [[app.params.service]], got {}", v.type_str())),
             None => errs.push("service", "at least one [[app.params.service]]".into()),
         }
         let initial: usize = services.iter().map(|s| s.backends.len()).sum();

@@ -219,10 +219,11 @@ impl L4lb {
         let per = p.ports_per_shard(w.shards);
         let nat = NatPorts::new(&p.snat, p.nat_ports.0, per, w.shard.0, w.shards);
         let rev = vec![0u32; nat.slots()].into_boxed_slice();
-        let mut backends = vec![
-            Backend { addr: IpAddr::from([0, 0, 0, 0]), port: 0, mac: None, state: BackendState::Unused, flows: 0 };
-            p.max_backends as usize
-        ];
+        let mut backends =
+            vec![
+                Backend { addr: IpAddr::from([0, 0, 0, 0]), port: 0, mac: None, state: BackendState::Unused, flows: 0 };
+                p.max_backends as usize
+            ];
         let mut slot = 0;
         let services = p
             .services
@@ -345,7 +346,14 @@ impl L4lb {
     }
 
     /// Opens a flow for `key` (a miss); returns its index or the drop reason.
-    fn open(&mut self, key: FlowKey, t: &FiveTuple, flags: TcpFlags, client_mac: [u8; 6], now: Instant) -> Result<FlowIx, DropReason> {
+    fn open(
+        &mut self,
+        key: FlowKey,
+        t: &FiveTuple,
+        flags: TcpFlags,
+        client_mac: [u8; 6],
+        now: Instant,
+    ) -> Result<FlowIx, DropReason> {
         let Some(si) = self.service_of(t) else {
             self.counters.drop_no_service += 1;
             return Err(DropReason::Filtered);
@@ -356,15 +364,13 @@ impl L4lb {
             return Err(DropReason::NoFlow);
         }
         let s = &self.services[si];
-        let backend = s
-            .table
-            .as_ref()
-            .and_then(|tb| tb.lookup(flow_hash(&key)))
-            .and_then(|i| s.members.get(i).copied())
-            .filter(|&b| {
-                let b = &self.backends[b as usize];
-                b.state == BackendState::Active && b.mac.is_some()
-            });
+        let backend =
+            s.table.as_ref().and_then(|tb| tb.lookup(flow_hash(&key))).and_then(|i| s.members.get(i).copied()).filter(
+                |&b| {
+                    let b = &self.backends[b as usize];
+                    b.state == BackendState::Active && b.mac.is_some()
+                },
+            );
         let Some(backend) = backend else {
             self.counters.drop_no_backend += 1;
             return Err(DropReason::NoRoute);
@@ -544,7 +550,8 @@ impl L4lb {
             return Verdict::Drop(DropReason::NoFlow);
         }
         // Back to VIP:port → client:port.
-        let Ok(to) = t.with_src(key.dst_addr(), key.dst_port()).and_then(|x| x.with_dst(key.src_addr(), key.src_port()))
+        let Ok(to) =
+            t.with_src(key.dst_addr(), key.dst_port()).and_then(|x| x.with_dst(key.src_addr(), key.src_port()))
         else {
             self.counters.drop_unsupported += 1;
             return Verdict::Drop(DropReason::Unsupported);
@@ -576,7 +583,7 @@ impl L4lb {
         match self.nat.token_of(addr, port) {
             Some(tok) => {
                 let v = self.rev[self.nat.slot(tok)];
-                Ok(v.checked_sub(1).and_then(|ix| self.flows.index(ix as usize)))
+                Ok(v.checked_sub(1).and_then(|ix| self.flows.ix(ix as usize)))
             }
             None => match self.nat.owner(port) {
                 Some(s) if s != self.w.shard.0 && from.handed_off.is_none() => {

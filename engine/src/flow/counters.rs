@@ -18,6 +18,12 @@ macro_rules! counters {
             pub fn fields(&self) -> impl Iterator<Item = (&'static str, u64)> {
                 [$((stringify!($field), self.$field)),+].into_iter()
             }
+
+            /// The same with every name prefixed `flow_`, for reports that list the table's
+            /// counters beside their owner's.
+            pub fn fields_prefixed(&self) -> impl Iterator<Item = (&'static str, u64)> {
+                [$((concat!("flow_", stringify!($field)), self.$field)),+].into_iter()
+            }
         }
     };
 }

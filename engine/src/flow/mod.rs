@@ -71,7 +71,6 @@ pub mod timeout;
 #[cfg(test)]
 mod tests;
 
-
 use std::fmt;
 use std::time::Duration;
 
@@ -330,6 +329,13 @@ impl<V> FlowTable<V> {
         }
         self.counters.removed += 1;
         Some(self.release(ix.0))
+    }
+
+    /// The index of entry slot `i` (in `0..capacity`) if it is in use: for callers that keep
+    /// flow indices in side arrays of their own (as `FlowIx::index()` values).
+    #[inline]
+    pub fn ix(&self, i: usize) -> Option<FlowIx> {
+        self.entries.get(i)?.as_ref().map(|_| FlowIx(i as u32))
     }
 
     /// Every entry in use, in index order (reports, shutdown; not for the packet path).

@@ -100,6 +100,16 @@ pub enum IpPair {
 }
 
 impl IpPair {
+    /// The pair of `src` and `dst`, if they are of one family.
+    #[inline]
+    pub fn from_addrs(src: core::net::IpAddr, dst: core::net::IpAddr) -> Option<IpPair> {
+        match (src, dst) {
+            (core::net::IpAddr::V4(src), core::net::IpAddr::V4(dst)) => Some(IpPair::V4 { src, dst }),
+            (core::net::IpAddr::V6(src), core::net::IpAddr::V6(dst)) => Some(IpPair::V6 { src, dst }),
+            _ => None,
+        }
+    }
+
     /// The pseudo-header sum (not inverted) for an upper-layer packet of `length` bytes.
     #[inline]
     pub fn pseudo_header_sum(&self, protocol: IpProtocol, length: u32) -> u16 {
