@@ -174,16 +174,24 @@ impl L4lbControl {
         v
     }
 
-    /// (Re)creates the resolver over the current backend list and waits up to `wait`.
+    /// Ensures a managed neighbour entry for every backend without a fixed MAC (creating the
+    /// resolver the first time, adding targets later) and waits up to `wait` for them.
     fn resolve(&mut self, wait: Duration) -> Result<(), String> {
         let targets = self.resolve_targets();
         if targets.is_empty() {
             return Ok(());
         }
-        // Close the old resolver first: it removes only the entries no longer wanted, since the
-        // new one adopts those it finds (same mark).
-        let mut r = Resolver::new(&targets).map_err(|e| format!("backend neighbours: {e}"))?;
-        let res = r.wait(wait).map_err(|e| format!("backend neighbours: {e}"))?;
+        let err = |e: nic::neigh::NeighError| format!("backend neighbours: {e}");
+        let r = match &mut self.resolver {
+            Some(r) => {
+                for &(ix, ip) in &targets {
+                    r.add(ix, ip).map_err(err)?;
+                }
+                r
+            }
+            None => self.resolver.insert(Resolver::new(&targets).map_err(err)?),
+        };
+        let res = r.wait(wait).map_err(err)?;
         for u in &res.unresolved {
             tracing::warn!(app = %self.name, backend = %u.ip, iface = ?self.iface, state = ?u.state, "backend MAC not resolved yet; it takes no flows until it is");
         }
@@ -192,7 +200,6 @@ impl L4lbControl {
                 b.mac = r.mac(self.ifindex.unwrap_or(0), b.addr.ip());
             }
         }
-        self.resolver = Some(r);
         Ok(())
     }
 

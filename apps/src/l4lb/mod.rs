@@ -28,6 +28,8 @@ pub mod control;
 pub mod natports;
 pub mod params;
 pub mod shard;
+#[cfg(test)]
+mod tests;
 
 use std::net::IpAddr;
 

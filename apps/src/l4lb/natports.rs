@@ -172,7 +172,7 @@ mod tests {
         let a = addrs();
         let shards: Vec<NatPorts> = (0..3).map(|s| NatPorts::new(&a, 10000, 100, s, 3)).collect();
         let mut seen = std::collections::HashSet::new();
-        for (s, p) in shards.iter().enumerate() {
+        for (s, fixed) in shards.iter().enumerate() {
             let mut p = NatPorts::new(&a, 10000, 100, s as u16, 3);
             assert_eq!(p.available(), (200, 100));
             while let Some(t) = p.alloc(true) {
@@ -183,8 +183,8 @@ mod tests {
                 assert_eq!(p.token_of(addr, port), Some(t));
                 assert!(p.slot(t) < p.slots());
             }
-            assert_eq!(shards[s].owner(9999), None);
-            assert_eq!(shards[s].owner(10300), None);
+            assert_eq!(fixed.owner(9999), None);
+            assert_eq!(fixed.owner(10300), None);
         }
         assert_eq!(seen.len(), 600);
         // Not ours: another shard's port, an unknown address.

@@ -263,31 +263,26 @@ fn parse_service(t: &toml::Table, key: &str, errs: &mut ParamErrors) -> Option<S
     }
     let table_size = params::opt_u64(t, "table_size", 1..=u64::from(maglev::MAX_TABLE_SIZE), &mut e)
         .map_or(maglev::DEFAULT_TABLE_SIZE, |v| v as u32);
-    if e.0.is_empty() && (table_size < maglev::MIN_TABLE_SIZE || !maglev::is_prime(table_size)) {
+    if !e.has("table_size") && (table_size < maglev::MIN_TABLE_SIZE || !maglev::is_prime(table_size)) {
         e.push("table_size", format!("{table_size} is not a prime ≥ {}", maglev::MIN_TABLE_SIZE));
     }
     let mut backends = Vec::new();
     match t.get("backends") {
         Some(toml::Value::Array(a)) => {
             for (i, v) in a.iter().enumerate() {
-                if let Some(b) = parse_backend(v, &format!("backends[{i}]"), &mut e) {
-                    if backends.iter().any(|x: &BackendSpec| x.addr == b.addr) {
-                        e.push(&format!("backends[{i}]"), format!("{} is listed twice", b.addr));
-                    } else {
-                        backends.push(b);
-                    }
+                let key = format!("backends[{i}]");
+                let Some(b) = parse_backend(v, &key, &mut e) else { continue };
+                if backends.iter().any(|x: &BackendSpec| x.addr == b.addr) {
+                    e.push(&key, format!("{} is listed twice", b.addr));
+                } else if vip.is_some_and(|vip| b.addr.is_ipv4() != vip.is_ipv4()) {
+                    e.push(&key, format!("{} is not in the VIP's address family", b.addr));
+                } else {
+                    backends.push(b);
                 }
             }
         }
         Some(v) => e.push("backends", format!("expected an array, got {}", v.type_str())),
         None => {}
-    }
-    if let Some(vip) = vip {
-        for (i, b) in backends.iter().enumerate() {
-            if b.addr.is_ipv4() != vip.is_ipv4() {
-                e.push(&format!("backends[{i}]"), format!("{} is not in the VIP's address family", b.addr));
-            }
-        }
     }
     let name = params::opt_str(t, "name", &mut e).map(str::to_string).unwrap_or_else(|| match (vip, port) {
         (Some(v), Some(p)) => format!("{}/{}", SocketAddr::new(v, p as u16), proto.name()),
@@ -460,9 +455,10 @@ port = 70000
                 "timeouts.forever",
                 "timeouts.half_open",
                 "service[0].proto",
+                "service[0].table_size",
                 "service[0].backends[0]",
-                "service[0].backends[3]",
                 "service[0].backends[1]",
+                "service[0].backends[3]",
                 "snat",
                 "service[1].port",
             ],
@@ -481,7 +477,7 @@ port = 70000
         };
         assert!(parse(&base("table_size = 65537")).is_ok());
         assert!(parse(&base("table_size = 655373")).is_ok());
-        assert_eq!(parse(&base("table_size = 65539")).unwrap_err().0[0].0, "service[0].table_size");
+        assert_eq!(parse(&base("table_size = 65541")).unwrap_err().0[0].0, "service[0].table_size");
         assert_eq!(parse(&base("table_size = 7")).unwrap_err().0[0].0, "service[0].table_size");
     }
 }

@@ -302,6 +302,12 @@ impl L4lb {
         self.counters
     }
 
+    /// Free NAT pairs (both families).
+    pub fn nat_free(&self) -> usize {
+        let (a, b) = self.nat.available();
+        a + b
+    }
+
     /// Flows in the table now.
     pub fn flow_count(&self) -> usize {
         self.flows.len()
@@ -359,7 +365,8 @@ impl L4lb {
             return Err(DropReason::Filtered);
         };
         let tcp = t.protocol == IpProtocol::TCP;
-        if tcp && !(flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK)) {
+        let opens = flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK);
+        if tcp && !opens {
             self.counters.drop_no_flow += 1;
             return Err(DropReason::NoFlow);
         }
@@ -428,7 +435,7 @@ impl L4lb {
         }
     }
 
-    fn from_clients(&mut self, cx: &mut Ctx<'_, '_>, batch: &mut Batch<'_>) {
+    fn client_burst(&mut self, cx: &mut Ctx<'_, '_>, batch: &mut Batch<'_>) {
         let now = cx.now;
         self.burst.clear();
         self.keys.clear();
@@ -507,7 +514,7 @@ impl L4lb {
         }
     }
 
-    fn from_backends(&mut self, cx: &mut Ctx<'_, '_>, from: Ingress, batch: &mut Batch<'_>) {
+    fn backend_burst(&mut self, cx: &mut Ctx<'_, '_>, from: Ingress, batch: &mut Batch<'_>) {
         let now = cx.now;
         for i in 0..batch.len() {
             let v = self.reply(now, from, &mut batch.frames_mut()[i]);
@@ -718,9 +725,9 @@ impl L4lb {
 impl<'u> App<'u> for L4lb {
     fn process(&mut self, cx: &mut Ctx<'_, 'u>, from: Ingress, batch: &mut Batch<'u>) {
         if from.port == self.w.client && from.handed_off.is_none() {
-            self.from_clients(cx, batch);
+            self.client_burst(cx, batch);
         } else if from.port == self.w.backend {
-            self.from_backends(cx, from, batch);
+            self.backend_burst(cx, from, batch);
         } else {
             self.counters.drop_wrong_port += batch.len() as u64;
             batch.set_all(Verdict::Drop(DropReason::NoRoute));

@@ -126,6 +126,18 @@ impl Resolver {
         Ok(r)
     }
 
+    /// Adds a target to a running resolver (a backend added at run time); a target it already
+    /// has counts once. Its MAC is known after the next [`refresh`](Self::refresh) or
+    /// [`wait`](Self::wait).
+    pub fn add(&mut self, ifindex: u32, ip: IpAddr) -> Result<(), NeighError> {
+        if self.targets.iter().any(|t| t.ifindex == ifindex && t.ip == ip) {
+            return Ok(());
+        }
+        let created = self.nb.ensure_managed(ifindex, ip)?;
+        self.targets.push(Target { ifindex, ip, ours: created.is_ours(), mac: None, state: None });
+        Ok(())
+    }
+
     /// Re-reads the table until every target has a usable MAC or `timeout` has passed (polling
     /// every 10 ms), and returns where each target stands.
     pub fn wait(&mut self, timeout: Duration) -> Result<Resolution, NeighError> {
