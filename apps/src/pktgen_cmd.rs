@@ -47,7 +47,18 @@ pub enum Engine {
 #[command(after_help = "Sizes are frames without the 4-byte FCS: --size 60 is a 64-byte frame on the wire. \
 The live engine (--engine live) reaches several Mpps from one core but its frames can only be \
 received by XDP programs and AF_XDP sockets (not by the kernel stack), all carry the same \
-sequence number, and its pacing is coarse (~100 ms). Addresses default to 198.18.0.1 -> 198.19.0.1.")]
+sequence number, and its pacing is coarse (~100 ms). Addresses default to 198.18.0.1 -> 198.19.0.1. \
+Random fields (--random) are drawn inside their ranges only.
+
+TCP (--proto tcp): SYN segments by default, each with a fresh random ISN (--tcp-seq random), \
+window 64240, no options; --tcp-flags syn,ack,fin,rst,psh,urg,ece,cwr picks the flags, \
+--tcp-seq/--tcp-ack N fixes the numbers, --tcp-mss N adds an MSS option to SYNs. A 60-byte \
+frame is a bare segment padded to 60 bytes (no room for pktgen's sequence stamp): the receiver \
+counts such segments (frames, bytes) but can track loss and order only for segments large \
+enough to carry the 16-byte stamp in their payload (e.g. --size 128). \
+Example, a SYN flood from random sources of 198.18.0.0/15: \
+--proto tcp --src-ip 198.18.0.0 --src-ip-count 131072 --src-port 1024-65535 --random src_ip,src_port \
+--dst-ip 198.19.0.1 --dst-port 80")]
 pub struct PktgenArgs {
     /// Interface to transmit on, optionally with its queue: IFACE or IFACE:QUEUE. A
     /// comma-separated list sends from several queues at once (one lcore each, see --lcores):
@@ -133,6 +144,24 @@ pub struct PktgenArgs {
     /// IPv6 instead of IPv4.
     #[arg(long)]
     pub ipv6: bool,
+    /// Transport protocol: udp or tcp.
+    #[arg(long, value_parser = ["udp", "tcp"])]
+    pub proto: Option<String>,
+    /// TCP flags, comma-separated: syn, ack, fin, rst, psh, urg, ece, cwr (default syn).
+    #[arg(long)]
+    pub tcp_flags: Option<String>,
+    /// TCP sequence number: N (every segment) or random (a fresh one per segment; the default).
+    #[arg(long)]
+    pub tcp_seq: Option<String>,
+    /// TCP acknowledgement number: N (default 0) or random.
+    #[arg(long)]
+    pub tcp_ack: Option<String>,
+    /// TCP window (default 64240).
+    #[arg(long)]
+    pub tcp_window: Option<u16>,
+    /// Add a TCP MSS option with this value (SYN segments only).
+    #[arg(long)]
+    pub tcp_mss: Option<u16>,
     /// Stream id in the signature.
     #[arg(long)]
     pub stream: Option<u16>,
@@ -313,6 +342,26 @@ pub fn params(a: &PktgenArgs) -> Result<toml::Table> {
     if a.ipv6 {
         set("ipv6", toml::Value::Boolean(true));
     }
+    if let Some(v) = &a.proto {
+        set("proto", s(v));
+    }
+    if let Some(v) = &a.tcp_flags {
+        set("tcp_flags", s(v));
+    }
+    // A number, or a word the spec checks ("random").
+    let num_or_word = |v: &str| v.parse::<u64>().map_or_else(|_| s(v), i);
+    if let Some(v) = &a.tcp_seq {
+        set("tcp_seq", num_or_word(v));
+    }
+    if let Some(v) = &a.tcp_ack {
+        set("tcp_ack", num_or_word(v));
+    }
+    if let Some(v) = a.tcp_window {
+        set("tcp_window", i(u64::from(v)));
+    }
+    if let Some(v) = a.tcp_mss {
+        set("tcp_mss", i(u64::from(v)));
+    }
     if let Some(v) = a.stream {
         set("stream", i(u64::from(v)));
     }
@@ -367,11 +416,10 @@ pub fn config_text(a: &PktgenArgs, tx_params: &toml::Table, ncpus: usize) -> Res
         (0..txq.len()).map(|i| a.lcores.get(i).copied().unwrap_or_else(|| lcore.saturating_sub(i))).collect();
     let rx_lcore = a.rx_lcore.unwrap_or(lcore);
     let same = txq.len() == 1 && rxq.len() == 1 && rx.as_ref().is_some_and(|r| *r == txq[0]);
-    let udp_claim = if a.ipv6 {
-        "[{ ethertype = \"ipv6\", proto = \"udp\" }]"
-    } else {
-        "[{ ethertype = \"ipv4\", proto = \"udp\" }]"
-    };
+    // The ports claim what the generator sends (UDP or TCP): what could come back.
+    let proto = tx_params.get("proto").and_then(|v| v.as_str()).unwrap_or("udp");
+    let ipv6 = a.ipv6 || tx_params.get("ipv6").and_then(|v| v.as_bool()).unwrap_or(false);
+    let claim = format!("[{{ ethertype = \"{}\", proto = \"{proto}\" }}]", if ipv6 { "ipv6" } else { "ipv4" });
     let max_len = if a.imix { 1514 } else { 0 };
     let frame_size = if max_len > 1900 || a.sizes.iter().any(|&s| s > 1900) { 4096 } else { 2048 };
     let live = a.engine == Engine::Live;
@@ -384,7 +432,7 @@ pub fn config_text(a: &PktgenArgs, tx_params: &toml::Table, ncpus: usize) -> Res
     if !live {
         // One port per distinct interface ("tx0", "tx1", ...); a TX-only port still needs a
         // claim: the generated UDP traffic is what could come back.
-        let ifaces = port_sections(&mut out, "tx", &txq, a, udp_claim);
+        let ifaces = port_sections(&mut out, "tx", &txq, a, &claim);
         for (qi, (iface, q)) in txq.iter().enumerate() {
             let k = ifaces.iter().position(|i| i == iface).expect("listed above");
             let mut p = split_params(tx_params, qi, txq.len());
@@ -403,7 +451,7 @@ pub fn config_text(a: &PktgenArgs, tx_params: &toml::Table, ncpus: usize) -> Res
         }
     }
     if !same || live {
-        let ifaces = port_sections(&mut out, "rx", &rxq, a, udp_claim);
+        let ifaces = port_sections(&mut out, "rx", &rxq, a, &claim);
         for (qi, (iface, q)) in rxq.iter().enumerate() {
             let k = ifaces.iter().position(|i| i == iface).expect("listed above");
             let mut p = toml::Table::new();
@@ -606,6 +654,7 @@ fn merge_rx(handles: &[crate::pktgen::PktgenHandle]) -> (Option<PktgenReport>, O
             a.bytes += b.bytes;
             a.signed += b.signed;
             a.foreign += b.foreign;
+            a.tcp += b.tcp;
             a.stream_overflow += b.stream_overflow;
             a.ts_future += b.ts_future;
             a.received += b.received;
@@ -688,7 +737,9 @@ fn outcome(a: &PktgenArgs, engine: &'static str, r: &PktgenReport, rx: Option<&P
         _ => f64::NAN,
     };
     let rx_sum = rx.and_then(|x| x.rx.clone());
-    let rx_pkts = rx_sum.as_ref().map(|s| s.received.max(s.signed));
+    // Signed frames count by sequence number; bare TCP segments (no room for a signature) only
+    // as TCP frames.
+    let rx_pkts = rx_sum.as_ref().map(|s| s.received.max(s.signed).max(s.tcp));
     let lost = rx_pkts.map(|n| r.tx.pkts.saturating_sub(n));
     PktgenOutcome {
         engine,
@@ -731,6 +782,11 @@ fn run_live(
     use nic::xdp_tools::{LiveGen, LiveRun};
     if spec.pcap.is_some() {
         bail!("--pcap needs the xsk engine");
+    }
+    if spec.proto == crate::pktgen::Proto::Tcp && spec.src_port.count() > 1 {
+        bail!(
+            "--engine live varies only UDP source ports: with --proto tcp give one source port, or use the xsk engine"
+        );
     }
     let src_mac = match spec.src_mac {
         Some(m) => m,
@@ -789,7 +845,9 @@ fn run_live(
         tx_secs: secs,
         tx_pps: rep.pps(),
         tx_l1_bps: (rep.sent * (len as u64 + 24)) as f64 * 8.0 / secs,
-        rx: rx_rep.and_then(|r| r.rx).map(|s| json!({ "frames": s.frames, "bytes": s.bytes, "foreign": s.foreign })),
+        rx: rx_rep
+            .and_then(|r| r.rx)
+            .map(|s| json!({ "frames": s.frames, "bytes": s.bytes, "foreign": s.foreign, "tcp": s.tcp })),
         rx_pkts,
         lost,
         loss_ratio: lost.map(|l| l as f64 / rep.sent.max(1) as f64),

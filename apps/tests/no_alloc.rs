@@ -6,7 +6,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use apps::pktgen::{FrameSize, IpRange, Pick, Pktgen, PktgenSpec, PortRange, Role};
+use apps::pktgen::{FrameSize, IpRange, Pick, Pktgen, PktgenSpec, PortRange, Proto, Role, TcpSpec};
 use apps::registry::AnyApp;
 use apps::relay::{Relay, RelayMode};
 use engine::{App, Instant, LcoreBuilder, LcoreOptions, PortId};
@@ -82,16 +82,8 @@ fn poll_loop_makes_no_allocation_per_frame() {
 
 #[test]
 fn pktgen_tx_and_rx_make_no_allocation_per_frame() {
-    let u = Umem::heap(UmemConfig { frame_size: 2048, frame_count: 16384, headroom: 0 }).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut cache = PoolCache::new(&u, 1024);
-    let (pa, mut wa) = sim_port(&u, &mut cache, SimConfig::default());
-    let (pb, mut wb) = sim_port(&u, &mut cache, SimConfig::default());
-    let mut b = LcoreBuilder::new(LcoreOptions::new("t"), cache);
-    let a = b.add_queue("a:0", PortId(0), AnyPort::Ring(pa));
-    let c = b.add_queue("b:0", PortId(1), AnyPort::Ring(pb));
     // The expensive shape: IPv6 + VLAN, IMIX, random addresses and ports, no rate limit.
-    let tx = PktgenSpec {
+    pktgen_no_alloc(PktgenSpec {
         dst_mac: Some([2; 6]),
         ipv6: true,
         vlan: Some(7),
@@ -100,7 +92,33 @@ fn pktgen_tx_and_rx_make_no_allocation_per_frame() {
         dst_ip: IpRange { start: "2001:2::1:0".parse().unwrap(), count: 1000, pick: Pick::Seq },
         src_port: PortRange { first: 1000, last: 1999, pick: Pick::Random },
         ..Default::default()
-    };
+    });
+}
+
+#[test]
+fn pktgen_tcp_syn_flood_makes_no_allocation_per_frame() {
+    // Random sources from 198.18.0.0/15, a random ISN per SYN, an MSS option; bare and stamped
+    // segments (60 and 128 bytes).
+    pktgen_no_alloc(PktgenSpec {
+        dst_mac: Some([2; 6]),
+        proto: Proto::Tcp,
+        tcp: TcpSpec { mss: Some(1460), ..TcpSpec::default() },
+        size: FrameSize::List(vec![60, 128]),
+        src_ip: IpRange { start: "198.18.0.0".parse().unwrap(), count: 1 << 17, pick: Pick::Random },
+        src_port: PortRange { first: 1024, last: 65535, pick: Pick::Random },
+        ..Default::default()
+    });
+}
+
+fn pktgen_no_alloc(tx: PktgenSpec) {
+    let u = Umem::heap(UmemConfig { frame_size: 2048, frame_count: 16384, headroom: 0 }).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut cache = PoolCache::new(&u, 1024);
+    let (pa, mut wa) = sim_port(&u, &mut cache, SimConfig::default());
+    let (pb, mut wb) = sim_port(&u, &mut cache, SimConfig::default());
+    let mut b = LcoreBuilder::new(LcoreOptions::new("t"), cache);
+    let a = b.add_queue("a:0", PortId(0), AnyPort::Ring(pa));
+    let c = b.add_queue("b:0", PortId(1), AnyPort::Ring(pb));
     b.set_app(a, "pktgen", AnyApp::Pktgen(Box::new(Pktgen::new(&tx, a, [4; 6]).unwrap())));
     let rx = PktgenSpec { role: Role::Rx, ..Default::default() };
     b.set_app(c, "pktgen", AnyApp::Pktgen(Box::new(Pktgen::new(&rx, c, [4; 6]).unwrap())));
@@ -130,6 +148,10 @@ fn pktgen_tx_and_rx_make_no_allocation_per_frame() {
     let rx = p[1].rx_stats().unwrap();
     assert!(sent > 1_000_000, "{sent}");
     assert!(rx.frames() > 1_000_000, "{}", rx.frames());
-    assert_eq!(rx.foreign(), 0);
+    if tx.proto == Proto::Tcp {
+        assert_eq!(rx.tcp(), rx.frames());
+    } else {
+        assert_eq!(rx.foreign(), 0);
+    }
     assert_eq!(allocs, 0, "pktgen: {allocs} allocations for {sent} frames sent, {} received", rx.frames());
 }

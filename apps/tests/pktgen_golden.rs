@@ -1,6 +1,6 @@
 //! pktgen through the engine over simulated AF_XDP rings (no root, no NIC):
 //!
-//! * golden files: a few specs with fixed seeds, stepped with `Lcore::poll_once` and a fake
+//! * golden files: a few specs with fixed seeds (UDP and TCP), stepped with `Lcore::poll_once` and a fake
 //!   clock, so every byte (TX timestamps in the signatures included) is deterministic; the
 //!   transmitted frames are compared byte-for-byte with pcaps under `tests/golden/`. Run with
 //!   `XSKD_BLESS=1` to (re)write them after an intended change — they are real pcaps, open them
@@ -19,9 +19,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apps::pktgen::pcap::{read_frames, PcapSink};
-use apps::pktgen::{FrameSize, IpRange, Pick, Pktgen, PktgenSpec, PortRange, Rate, Role, Signature};
+use apps::pktgen::tcp::{ACK, PSH, SYN};
+use apps::pktgen::{
+    FrameSize, IpRange, Pick, Pktgen, PktgenSpec, PortRange, Proto, Rate, Role, Signature, TcpNum, TcpSpec,
+};
 use apps::registry::AnyApp;
-use engine::wire::{EtherType, EthernetFrame, IpPair, Ipv4Packet, Ipv6Packet, UdpPacket};
+use engine::wire::{
+    EtherType, EthernetFrame, IpPair, IpProtocol, Ipv4Packet, Ipv6Packet, TcpOption, TcpPacket, UdpPacket,
+};
 use engine::{App, Instant, Lcore, LcoreBuilder, LcoreOptions, PortId};
 use nic::sim::{sim_port, SimConfig, SimWire};
 use nic::{AnyPort, PoolCache, Umem, UmemConfig};
@@ -51,10 +56,7 @@ fn lcore<'u>(u: &'u Umem, spec: &PktgenSpec, sim: SimConfig) -> (Lcore<'u, AnyAp
 }
 
 fn app<'a>(l: &'a Lcore<'_, AnyApp>) -> &'a Pktgen {
-    match l.apps().next() {
-        Some(AnyApp::Pktgen(p)) => p,
-        _ => panic!("not a pktgen lcore"),
-    }
+    l.apps().next().and_then(AnyApp::pktgen).expect("a pktgen lcore")
 }
 
 /// Runs a TX spec to completion; returns (iteration time, frame bytes) of everything that
@@ -109,6 +111,62 @@ fn check(frame: &[u8]) -> Seen {
     assert!(udp.verify_checksum(&pair));
     let sig = Signature::parse(udp.payload()).expect("signature");
     Seen { vlan: l3.vlan.map(|v| v.vid()), src, dst, ports: (udp.src_port(), udp.dst_port()), sig }
+}
+
+/// What a sent TCP segment carried.
+#[derive(Debug)]
+struct SeenTcp {
+    src: std::net::IpAddr,
+    ports: (u16, u16),
+    seq: u32,
+    ack: u32,
+    flags: u16,
+    mss: Option<u16>,
+    /// The segment's length as its IP header says (header + payload).
+    seg_len: usize,
+    sig: Option<Signature>,
+}
+
+/// Parses a TCP frame with engine::wire, verifying the IP and TCP checksums from scratch and
+/// that everything after the IP length is zero padding.
+fn check_tcp(frame: &[u8]) -> SeenTcp {
+    let eth = EthernetFrame::new_checked(frame).expect("ethernet");
+    let l3 = eth.l3_info().unwrap();
+    let payload = eth.l3_payload().unwrap();
+    let (src, seg, pair) = match l3.ethertype {
+        EtherType::IPV4 => {
+            let ip = Ipv4Packet::new_checked(payload).expect("ipv4");
+            assert!(ip.verify_checksum());
+            assert_eq!(ip.protocol(), IpProtocol::TCP);
+            let total = usize::from(ip.total_len());
+            assert!(payload[total..].iter().all(|&b| b == 0), "padding after the IP length");
+            let pair = IpPair::V4 { src: ip.src_addr(), dst: ip.dst_addr() };
+            (std::net::IpAddr::V4(ip.src_addr()), &payload[20..total], pair)
+        }
+        EtherType::IPV6 => {
+            let ip = Ipv6Packet::new_checked(payload).expect("ipv6");
+            assert_eq!(ip.next_header(), IpProtocol::TCP);
+            let pair = IpPair::V6 { src: ip.src_addr(), dst: ip.dst_addr() };
+            (std::net::IpAddr::V6(ip.src_addr()), ip.into_payload(), pair)
+        }
+        e => panic!("ethertype {e}"),
+    };
+    let tcp = TcpPacket::new_checked(seg).expect("tcp");
+    assert!(tcp.verify_checksum(&pair), "TCP checksum");
+    let mss = tcp.options_iter().find_map(|o| match o {
+        Ok(TcpOption::MaxSegmentSize(m)) => Some(m),
+        _ => None,
+    });
+    SeenTcp {
+        src,
+        ports: (tcp.src_port(), tcp.dst_port()),
+        seq: tcp.seq_number().0,
+        ack: tcp.ack_number().0,
+        flags: tcp.flags().bits(),
+        mss,
+        seg_len: seg.len(),
+        sig: Signature::parse(tcp.payload()),
+    }
 }
 
 fn golden_path(name: &str) -> PathBuf {
@@ -236,6 +294,70 @@ fn golden_1000_flows() {
     assert_eq!(dsts.len(), 1000);
     assert_eq!(p[999].dst, "198.19.3.232");
     compare_golden("flows_1000", &frames);
+}
+
+#[test]
+fn golden_tcp_syn_flood_from_random_sources() {
+    let mut s = tx_spec();
+    s.proto = Proto::Tcp;
+    s.tcp = TcpSpec { mss: Some(1460), ..TcpSpec::default() };
+    s.src_ip = IpRange { start: "198.18.0.0".parse().unwrap(), count: 1 << 17, pick: Pick::Random };
+    s.src_port = PortRange { first: 1024, last: 65535, pick: Pick::Random };
+    s.dst_port = PortRange::single(80);
+    s.seed = 3;
+    s.count = Some(32);
+    let frames = transmit_all(&s);
+    assert_eq!(frames.len(), 32);
+    let p: Vec<SeenTcp> = frames.iter().map(|(_, f)| check_tcp(f)).collect();
+    for (q, (_, f)) in p.iter().zip(&frames) {
+        assert_eq!(f.len(), 60);
+        assert_eq!((q.flags, q.mss, q.seg_len, q.ack), (u16::from(SYN), Some(1460), 24, 0));
+        assert!(q.sig.is_none(), "a bare SYN has no room for the stamp");
+        let std::net::IpAddr::V4(a) = q.src else { panic!("v4") };
+        assert!(a.octets()[0] == 198 && (18..=19).contains(&a.octets()[1]), "{a} outside 198.18.0.0/15");
+        assert_eq!(q.ports.1, 80);
+        assert!(q.ports.0 >= 1024);
+    }
+    assert_eq!(p.iter().map(|q| q.seq).collect::<HashSet<_>>().len(), 32, "a fresh ISN per SYN");
+    assert_eq!(p.iter().map(|q| (q.src, q.ports.0)).collect::<HashSet<_>>().len(), 32, "32 distinct sources");
+    compare_golden("tcp_syn_flood", &frames);
+}
+
+#[test]
+fn golden_tcp_data_segments_carry_the_stamp() {
+    let mut s = tx_spec();
+    s.proto = Proto::Tcp;
+    s.tcp = TcpSpec { flags: ACK | PSH, seq: TcpNum::Fixed(1_000_000), ack: TcpNum::Fixed(42), window: 502, mss: None };
+    s.src_port = PortRange { first: 40000, last: 40003, pick: Pick::Seq };
+    s.size = FrameSize::Fixed(128);
+    s.stream = 2;
+    s.count = Some(16);
+    let frames = transmit_all(&s);
+    let p: Vec<SeenTcp> = frames.iter().map(|(_, f)| check_tcp(f)).collect();
+    for (i, q) in p.iter().enumerate() {
+        assert_eq!((q.flags, q.seq, q.ack, q.seg_len), (u16::from(ACK | PSH), 1_000_000, 42, 128 - 34));
+        assert_eq!(q.ports.0, 40000 + (i as u16 % 4));
+        let sig = q.sig.expect("stamp");
+        assert_eq!((sig.seq, sig.stream), (i as u64, 2));
+    }
+    compare_golden("tcp_ack_psh_128", &frames);
+}
+
+#[test]
+fn golden_tcp_ipv6_syn() {
+    let mut s = tx_spec();
+    s.proto = Proto::Tcp;
+    s.ipv6 = true;
+    s.src_ip = IpRange { start: "2001:2::100".parse().unwrap(), count: 256, pick: Pick::Random };
+    s.dst_ip = IpRange::single("2001:2::2".parse().unwrap());
+    s.size = FrameSize::Fixed(78);
+    s.tcp = TcpSpec { mss: Some(1440), ..TcpSpec::default() };
+    s.seed = 11;
+    s.count = Some(8);
+    let frames = transmit_all(&s);
+    let p: Vec<SeenTcp> = frames.iter().map(|(_, f)| check_tcp(f)).collect();
+    assert!(p.iter().all(|q| q.flags == u16::from(SYN) && q.mss == Some(1440) && q.seg_len == 24 && q.sig.is_none()));
+    compare_golden("tcp_ipv6_syn", &frames);
 }
 
 /// TX lcore → wire (optionally dropping frames whose index is a multiple of 10) → RX lcore.

@@ -1,5 +1,5 @@
-//! [`FrameBuilder`]: writes the generator's frames — Ethernet [+ 802.1Q] / IPv4 or IPv6 / UDP
-//! with a signature payload — at a per-frame cost of one copy and a few dozen stores and adds.
+//! [`FrameBuilder`]: writes the generator's frames — Ethernet [+ 802.1Q] / IPv4 or IPv6 / UDP or
+//! TCP with a signature payload — at a per-frame cost of one copy and a few dozen stores and adds.
 //!
 //! # What is in a frame
 //!
@@ -7,7 +7,15 @@
 //! or IPv6 with traffic class 0, flow label 0, hop limit 64. UDP always carries a valid
 //! checksum (mandatory for IPv6, and receivers that verify it see no errors over IPv4 either).
 //!
-//! The UDP payload starts with the **signature**, in network byte order:
+//! TCP (`proto = "tcp"`): a 20-byte header (24 with the MSS option, kind 2, on SYN segments)
+//! with the flags, window and sequence/acknowledgement numbers of [`super::tcp::TcpSpec`] —
+//! fixed, or drawn per segment (a random ISN for every SYN of a flood) — urgent pointer 0, and a
+//! valid checksum, computed the same incremental way. A TCP segment carries a payload only when
+//! the frame leaves room for at least the compact signature (16 bytes): then the payload is the
+//! signature and fill, as for UDP. Otherwise the segment is bare (no payload: IP length = headers)
+//! and the frame is padded with zeros to its size, as a real 60-byte SYN is on an Ethernet wire.
+//!
+//! The UDP (or TCP) payload starts with the **signature**, in network byte order:
 //!
 //! | offset | full (payload ≥ 24 B) | compact (payload 16..24 B) |
 //! |---|---|---|
@@ -34,7 +42,8 @@
 
 use std::net::IpAddr;
 
-use super::spec::{FrameSize, Pick, PktgenSpec, IMIX_PATTERN};
+use super::spec::{FrameSize, Pick, PktgenSpec, Proto, IMIX_PATTERN};
+use super::tcp::TcpNum;
 
 /// Signature magic: "XSKD".
 pub const SIG_MAGIC: u32 = 0x5853_4B44;
@@ -183,6 +192,40 @@ const DST_PORT: usize = 1;
 const SRC_IP: usize = 2;
 const DST_IP: usize = 3;
 
+/// Writes the TCP header's constant fields into `h` (data offset, flags, window, the MSS option)
+/// and returns their sum for the checksum.
+fn tcp_template(spec: &PktgenSpec, h: &mut [u8]) -> u64 {
+    let t = &spec.tcp;
+    let doff_flags = ((t.header_len() as u16 / 4) << 12) | u16::from(t.flags);
+    h[12..14].copy_from_slice(&doff_flags.to_be_bytes());
+    h[14..16].copy_from_slice(&t.window.to_be_bytes());
+    let mut sum = u64::from(doff_flags) + u64::from(t.window);
+    if let Some(mss) = t.mss {
+        h[20..22].copy_from_slice(&0x0204u16.to_be_bytes()); // kind 2, length 4
+        h[22..24].copy_from_slice(&mss.to_be_bytes());
+        sum += 0x0204 + u64::from(mss);
+    }
+    sum
+}
+
+/// Writes the variable part of the signature (flags, seq, timestamp) at the start of a payload
+/// of `plen` bytes (magic and stream are in the template) and returns its sum.
+#[inline]
+fn write_signature(sig: &mut [u8], plen: usize, seq: u64, tx_ts: u64) -> u64 {
+    if plen < SIG_LEN {
+        let (s32, t32) = (seq as u32, tx_ts as u32);
+        sig[6..8].copy_from_slice(&FLAG_COMPACT.to_be_bytes());
+        sig[8..12].copy_from_slice(&s32.to_be_bytes());
+        sig[12..16].copy_from_slice(&t32.to_be_bytes());
+        u64::from(FLAG_COMPACT) + words64(u64::from(s32)) + words64(u64::from(t32))
+    } else {
+        sig[6..8].copy_from_slice(&0u16.to_be_bytes());
+        sig[8..16].copy_from_slice(&seq.to_be_bytes());
+        sig[16..24].copy_from_slice(&tx_ts.to_be_bytes());
+        words64(seq) + words64(tx_ts)
+    }
+}
+
 /// Folds a 64-bit one's-complement accumulator to 16 bits.
 #[inline]
 fn fold(mut acc: u64) -> u16 {
@@ -198,19 +241,33 @@ fn words64(v: u64) -> u64 {
     (v >> 48) + ((v >> 32) & 0xffff) + ((v >> 16) & 0xffff) + (v & 0xffff)
 }
 
+/// The TCP numbers drawn or fixed per segment.
+#[derive(Debug, Clone, Copy)]
+struct TcpNums {
+    seq: TcpNum,
+    ack: TcpNum,
+}
+
 /// Builds the frames of one spec. See the module docs.
 #[derive(Debug, Clone)]
 pub struct FrameBuilder {
     template: Box<[u8]>,
     /// Offset of the IP header.
     l3: usize,
-    /// Offset of the UDP header.
+    /// Offset of the UDP or TCP header.
     l4: usize,
+    /// Length of the UDP or TCP header.
+    l4_hlen: usize,
     ipv6: bool,
+    /// TCP: how the sequence and ack numbers are chosen; None for UDP.
+    tcp: Option<TcpNums>,
     /// Constant part of the IPv4 header sum (version/IHL/TOS, ident, flags, TTL/protocol).
     ip_base: u64,
-    /// Constant part of the UDP sum: protocol (pseudo header), magic, stream.
-    udp_base: u64,
+    /// Constant part of the UDP or TCP sum: protocol (pseudo header) and, for TCP, the header
+    /// words that do not change (data offset and flags, window, MSS option).
+    l4_base: u64,
+    /// Sum of the signature's constant words (magic, stream).
+    sig_base: u64,
     /// `fill_sum[n]`: one's-complement sum of the fill bytes of an `n`-byte UDP payload (the
     /// bytes after the signature form that length uses).
     fill_sum: Box<[u16]>,
@@ -238,9 +295,10 @@ impl FrameBuilder {
         }
         let ethertype: u16 = if spec.ipv6 { 0x86dd } else { 0x0800 };
         t[l3 - 2..l3].copy_from_slice(&ethertype.to_be_bytes());
+        let proto = spec.proto.number();
         let (l4, ip_base) = if spec.ipv6 {
             t[l3] = 0x60;
-            t[l3 + 6] = 17; // next header: UDP
+            t[l3 + 6] = proto; // next header
             t[l3 + 7] = 64; // hop limit
             (l3 + 40, 0)
         } else {
@@ -248,16 +306,20 @@ impl FrameBuilder {
             h[0] = 0x45;
             h[6] = 0x40; // DF
             h[8] = 64; // TTL
-            h[9] = 17; // UDP
-            (l3 + 20, 0x4500 + 0x4000 + (64 << 8 | 17))
+            h[9] = proto;
+            (l3 + 20, 0x4500 + 0x4000 + (64 << 8 | u64::from(proto)))
         };
-        let p = l4 + 8;
+        let l4_hlen = spec.l4_header_len();
+        let l4_base = u64::from(proto) + if spec.proto == Proto::Tcp { tcp_template(spec, &mut t[l4..]) } else { 0 };
+        let p = l4 + l4_hlen;
         for (k, b) in t[p..].iter_mut().enumerate() {
             *b = k as u8;
         }
-        t[p..p + 4].copy_from_slice(&SIG_MAGIC.to_be_bytes());
-        t[p + 4..p + 6].copy_from_slice(&spec.stream.to_be_bytes());
-        let udp_base = 17 + words64(u64::from(SIG_MAGIC)) + u64::from(spec.stream);
+        if t.len() >= p + 6 {
+            t[p..p + 4].copy_from_slice(&SIG_MAGIC.to_be_bytes());
+            t[p + 4..p + 6].copy_from_slice(&spec.stream.to_be_bytes());
+        }
+        let sig_base = words64(u64::from(SIG_MAGIC)) + u64::from(spec.stream);
 
         // Prefix sums of the fill pattern (byte k = k as u8), then per payload length the sum
         // over [signature length, n).
@@ -288,9 +350,12 @@ impl FrameBuilder {
             template: t,
             l3,
             l4,
+            l4_hlen,
             ipv6: spec.ipv6,
+            tcp: (spec.proto == Proto::Tcp).then_some(TcpNums { seq: spec.tcp.seq, ack: spec.tcp.ack }),
             ip_base,
-            udp_base,
+            l4_base,
+            sig_base,
             fill_sum,
             sizes: SizeSeq::new(&spec.size, min_len, spec.seed),
             dims,
@@ -330,7 +395,6 @@ impl FrameBuilder {
     #[inline]
     pub fn build(&mut self, buf: &mut [u8], seq: u64, tx_ts: u64) -> usize {
         let len = self.sizes.at(self.index);
-        let (l3, l4) = (self.l3, self.l4);
         let f = &mut buf[..len];
         f.copy_from_slice(&self.template[..len]);
 
@@ -339,18 +403,71 @@ impl FrameBuilder {
         let src = self.dims[SRC_IP].value(&mut self.rng);
         let dst = self.dims[DST_IP].value(&mut self.rng);
 
-        let udp_len = len - l4;
-        let plen = udp_len - 8;
-        let mut sum = self.udp_base + 2 * udp_len as u64 + u64::from(sport) + u64::from(dport);
+        let p = self.l4 + self.l4_hlen;
+        let plen = len - p;
+        // A TCP segment without room for the signature is bare; the frame is padded.
+        let seg_plen = if self.tcp.is_some() && plen < SIG_COMPACT_LEN { 0 } else { plen };
+        let l4_len = self.l4_hlen + seg_plen;
+        // Pseudo header (protocol in l4_base, length, addresses), then the ports.
+        let mut sum = self.l4_base + l4_len as u64 + self.write_ip(f, src, dst, l4_len);
+        sum += u64::from(sport) + u64::from(dport);
+        let csum_at = match self.tcp {
+            None => {
+                let u = &mut f[self.l4..];
+                u[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+                sum += l4_len as u64;
+                6
+            }
+            Some(t) => {
+                let (s, a) = (self.draw(t.seq), self.draw(t.ack));
+                let h = &mut f[self.l4..];
+                h[4..8].copy_from_slice(&s.to_be_bytes());
+                h[8..12].copy_from_slice(&a.to_be_bytes());
+                sum += words64(u64::from(s)) + words64(u64::from(a));
+                16
+            }
+        };
+        let h = &mut f[self.l4..];
+        h[0..2].copy_from_slice(&sport.to_be_bytes());
+        h[2..4].copy_from_slice(&dport.to_be_bytes());
+        if seg_plen == 0 {
+            f[p..].fill(0);
+        } else {
+            sum += self.sig_base + write_signature(&mut f[p..], plen, seq, tx_ts) + u64::from(self.fill_sum[plen]);
+        }
+        let c = !fold(sum);
+        // UDP: 0 means "no checksum", so a computed 0 is sent as 0xffff (RFC 768). TCP has no such
+        // value; both forms verify.
+        let c = if c == 0 && self.tcp.is_none() { 0xffff } else { c };
+        f[self.l4 + csum_at..self.l4 + csum_at + 2].copy_from_slice(&c.to_be_bytes());
+
+        self.index += 1;
+        self.step();
+        len
+    }
+
+    /// A TCP sequence or ack number: the fixed one, or a random draw.
+    #[inline]
+    fn draw(&mut self, n: TcpNum) -> u32 {
+        match n {
+            TcpNum::Fixed(v) => v,
+            TcpNum::Random => self.rng.next_u64() as u32,
+        }
+    }
+
+    /// Writes the IP addresses and length (`l4_len` bytes of UDP/TCP follow the IP header) and,
+    /// for IPv4, the header checksum; returns the addresses' sum for the pseudo header.
+    #[inline]
+    fn write_ip(&self, f: &mut [u8], src: u128, dst: u128, l4_len: usize) -> u64 {
+        let l3 = self.l3;
         if self.ipv6 {
-            f[l3 + 4..l3 + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+            f[l3 + 4..l3 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
             f[l3 + 8..l3 + 24].copy_from_slice(&src.to_be_bytes());
             f[l3 + 24..l3 + 40].copy_from_slice(&dst.to_be_bytes());
-            sum +=
-                words64((src >> 64) as u64) + words64(src as u64) + words64((dst >> 64) as u64) + words64(dst as u64);
+            words64((src >> 64) as u64) + words64(src as u64) + words64((dst >> 64) as u64) + words64(dst as u64)
         } else {
             let (s4, d4) = (src as u32, dst as u32);
-            let total = (len - l3) as u16;
+            let total = (20 + l4_len) as u16;
             let addr_words = words64(u64::from(s4)) + words64(u64::from(d4));
             let h = &mut f[l3..l3 + 20];
             h[2..4].copy_from_slice(&total.to_be_bytes());
@@ -358,32 +475,8 @@ impl FrameBuilder {
             h[16..20].copy_from_slice(&d4.to_be_bytes());
             let ip_sum = !fold(self.ip_base + u64::from(total) + addr_words);
             h[10..12].copy_from_slice(&ip_sum.to_be_bytes());
-            sum += addr_words;
+            addr_words
         }
-        let u = &mut f[l4..];
-        u[0..2].copy_from_slice(&sport.to_be_bytes());
-        u[2..4].copy_from_slice(&dport.to_be_bytes());
-        u[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-        let sig = &mut u[8..];
-        if plen < SIG_LEN {
-            let (s32, t32) = (seq as u32, tx_ts as u32);
-            sig[6..8].copy_from_slice(&FLAG_COMPACT.to_be_bytes());
-            sig[8..12].copy_from_slice(&s32.to_be_bytes());
-            sig[12..16].copy_from_slice(&t32.to_be_bytes());
-            sum += u64::from(FLAG_COMPACT) + words64(u64::from(s32)) + words64(u64::from(t32));
-        } else {
-            sig[6..8].copy_from_slice(&0u16.to_be_bytes());
-            sig[8..16].copy_from_slice(&seq.to_be_bytes());
-            sig[16..24].copy_from_slice(&tx_ts.to_be_bytes());
-            sum += words64(seq) + words64(tx_ts);
-        }
-        sum += u64::from(self.fill_sum[plen]);
-        let c = !fold(sum);
-        u[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
-
-        self.index += 1;
-        self.step();
-        len
     }
 
     /// Advances the odometer of the sequential fields.
@@ -405,8 +498,12 @@ impl FrameBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pktgen::spec::Proto;
     use crate::pktgen::spec::{IpRange, PortRange};
-    use engine::wire::{checksum, EtherType, EthernetFrame, IpPair, IpProtocol, Ipv4Packet, Ipv6Packet, UdpPacket};
+    use crate::pktgen::tcp::{TcpNum, TcpSpec, ACK, PSH, SYN};
+    use engine::wire::{
+        checksum, EtherType, EthernetFrame, IpPair, IpProtocol, Ipv4Packet, Ipv6Packet, TcpOption, TcpPacket, UdpPacket,
+    };
     use proptest::prelude::*;
     use std::collections::HashSet;
 
@@ -474,6 +571,89 @@ mod tests {
 
     fn spec() -> PktgenSpec {
         PktgenSpec { dst_mac: Some([2, 0, 0, 0, 0, 2]), ..Default::default() }
+    }
+
+    /// What a TCP frame parses back to, checksums verified and recomputed from scratch.
+    #[derive(Debug)]
+    struct ParsedTcp {
+        vlan: Option<u16>,
+        src: IpAddr,
+        dst: IpAddr,
+        sport: u16,
+        dport: u16,
+        seq: u32,
+        ack: u32,
+        flags: u16,
+        window: u16,
+        mss: Option<u16>,
+        /// IP length of the segment (header + payload), from the IP header.
+        seg_len: usize,
+        sig: Option<Signature>,
+        checksum: u16,
+        recomputed: u16,
+    }
+
+    fn parse_tcp(frame: &[u8]) -> ParsedTcp {
+        let eth = EthernetFrame::new_checked(frame).unwrap();
+        let l3 = eth.l3_info().unwrap();
+        let l3p = eth.l3_payload().unwrap();
+        let (src, dst, seg, pair) = match l3.ethertype {
+            EtherType::IPV4 => {
+                let ip = Ipv4Packet::new_checked(l3p).unwrap();
+                assert!(ip.verify_checksum(), "IPv4 header checksum");
+                assert_eq!(ip.protocol(), IpProtocol::TCP);
+                let total = usize::from(ip.total_len());
+                // Beyond the IP length: Ethernet padding, all zeros.
+                assert!(l3p[total..].iter().all(|&b| b == 0), "padding");
+                let pair = IpPair::V4 { src: ip.src_addr(), dst: ip.dst_addr() };
+                (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()), l3p[20..total].to_vec(), pair)
+            }
+            EtherType::IPV6 => {
+                let ip = Ipv6Packet::new_checked(l3p).unwrap();
+                assert_eq!(ip.next_header(), IpProtocol::TCP);
+                let pair = IpPair::V6 { src: ip.src_addr(), dst: ip.dst_addr() };
+                (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()), ip.payload().to_vec(), pair)
+            }
+            e => panic!("ethertype {e}"),
+        };
+        let tcp = TcpPacket::new_checked(&seg[..]).unwrap();
+        assert!(tcp.verify_checksum(&pair), "TCP checksum");
+        let mut copy = seg.clone();
+        let mut t = TcpPacket::new_unchecked(&mut copy[..]);
+        t.fill_checksum(&pair);
+        let mss = tcp.options_iter().find_map(|o| match o {
+            Ok(TcpOption::MaxSegmentSize(m)) => Some(m),
+            _ => None,
+        });
+        let sig = Signature::parse(tcp.payload());
+        if let Some(sig) = sig {
+            let sig_len = if sig.is_compact() { SIG_COMPACT_LEN } else { SIG_LEN };
+            for (k, b) in tcp.payload().iter().enumerate().skip(sig_len) {
+                assert_eq!(*b, k as u8, "fill byte {k}");
+            }
+        } else {
+            assert!(tcp.payload().is_empty(), "a payload without a signature");
+        }
+        ParsedTcp {
+            vlan: l3.vlan.map(|t| t.vid()),
+            src,
+            dst,
+            sport: tcp.src_port(),
+            dport: tcp.dst_port(),
+            seq: tcp.seq_number().0,
+            ack: tcp.ack_number().0,
+            flags: tcp.flags().bits(),
+            window: tcp.window_len(),
+            mss,
+            seg_len: seg.len(),
+            sig,
+            checksum: tcp.checksum(),
+            recomputed: t.checksum(),
+        }
+    }
+
+    fn tcp_spec() -> PktgenSpec {
+        PktgenSpec { proto: Proto::Tcp, ..spec() }
     }
 
     fn build_all(spec: &PktgenSpec, n: usize) -> Vec<Vec<u8>> {
@@ -590,6 +770,86 @@ mod tests {
     }
 
     #[test]
+    fn a_60_byte_syn_is_a_bare_segment_padded_with_zeros_and_isns_are_random() {
+        let frames = build_all(&tcp_spec(), 200);
+        let ps: Vec<ParsedTcp> = frames.iter().map(|f| parse_tcp(f)).collect();
+        for (f, p) in frames.iter().zip(&ps) {
+            assert_eq!(f.len(), 60);
+            assert_eq!(p.seg_len, 20, "no payload");
+            assert_eq!((p.flags, p.window, p.ack, p.mss), (u16::from(SYN), 64240, 0, None));
+            assert_eq!((p.sport, p.dport), (1024, 1024));
+            assert_eq!(p.checksum, p.recomputed);
+            assert!(p.sig.is_none());
+            assert_eq!(&f[54..], &[0u8; 6], "Ethernet padding");
+        }
+        let isns: HashSet<u32> = ps.iter().map(|p| p.seq).collect();
+        assert!(isns.len() >= 199, "a fresh ISN per SYN: {} distinct of 200", isns.len());
+        assert_eq!(frames, build_all(&tcp_spec(), 200), "seeded: the same ISNs again");
+    }
+
+    #[test]
+    fn mss_option_fixed_numbers_and_a_payload_with_the_signature() {
+        let mut s = tcp_spec();
+        s.tcp = TcpSpec {
+            flags: SYN,
+            seq: TcpNum::Fixed(0xdead_beef),
+            ack: TcpNum::Fixed(0),
+            window: 1024,
+            mss: Some(1460),
+        };
+        let p = parse_tcp(&build_all(&s, 1)[0]);
+        assert_eq!((p.seq, p.mss, p.seg_len, p.window), (0xdead_beef, Some(1460), 24, 1024));
+        assert_eq!(p.checksum, p.recomputed);
+        // Room for the signature: an ACK|PSH data segment over IPv6 with a VLAN tag.
+        let mut s = tcp_spec();
+        s.ipv6 = true;
+        s.vlan = Some(5);
+        s.src_ip = IpRange::single("2001:2::1".parse().unwrap());
+        s.dst_ip = IpRange::single("2001:2::2".parse().unwrap());
+        s.tcp = TcpSpec { flags: ACK | PSH, seq: TcpNum::Fixed(1), ack: TcpNum::Random, ..TcpSpec::default() };
+        s.size = FrameSize::List(vec![78, 93, 95, 200]);
+        s.stream = 77;
+        let frames = build_all(&s, 4);
+        let ps: Vec<ParsedTcp> = frames.iter().map(|f| parse_tcp(f)).collect();
+        assert_eq!(ps.iter().map(|p| p.seg_len).collect::<Vec<_>>(), vec![20, 20, 37, 142]);
+        assert!(ps[0].sig.is_none() && ps[1].sig.is_none(), "15 bytes of room is not enough");
+        let sig = ps[2].sig.expect("17 bytes: compact signature");
+        assert!(sig.is_compact());
+        assert_eq!((sig.seq, sig.stream), (1002, 77));
+        let sig = ps[3].sig.expect("full signature");
+        assert_eq!((sig.seq, sig.tx_ts), (1003, 0x0102_0304_0506_0708 + 3 * 977));
+        assert!(ps.iter().all(|p| p.vlan == Some(5) && p.flags == u16::from(ACK | PSH) && p.checksum == p.recomputed));
+        assert!(ps.iter().map(|p| p.ack).collect::<HashSet<_>>().len() == 4, "random acks");
+    }
+
+    #[test]
+    fn random_sources_never_leave_the_given_range() {
+        // A SYN flood from 198.18.0.0/15 with random ports: every address and port inside.
+        let mut s = tcp_spec();
+        s.src_ip = IpRange { start: "198.18.0.0".parse().unwrap(), count: 1 << 17, pick: Pick::Random };
+        s.src_port = PortRange { first: 1024, last: 65535, pick: Pick::Random };
+        s.dst_ip = IpRange::single("198.19.0.1".parse().unwrap());
+        s.dst_port = PortRange::single(8080);
+        let ps: Vec<ParsedTcp> = build_all(&s, 20_000).iter().map(|f| parse_tcp(f)).collect();
+        let lo = u32::from(std::net::Ipv4Addr::new(198, 18, 0, 0));
+        for p in &ps {
+            let IpAddr::V4(a) = p.src else { panic!("v4") };
+            assert_eq!(u32::from(a) >> 17, lo >> 17, "{a} outside 198.18.0.0/15");
+            assert!(p.sport >= 1024);
+            assert_eq!((p.dst, p.dport), ("198.19.0.1".parse::<IpAddr>().unwrap(), 8080));
+            assert_eq!(p.checksum, p.recomputed);
+        }
+        let srcs: HashSet<(IpAddr, u16)> = ps.iter().map(|p| (p.src, p.sport)).collect();
+        assert!(srcs.len() > 19_990, "distinct sources: {}", srcs.len());
+        let top: HashSet<u8> = ps.iter().map(|p| if let IpAddr::V4(a) = p.src { a.octets()[1] } else { 0 }).collect();
+        assert_eq!(top, HashSet::from([18, 19]), "both /16 halves are used");
+        // A range ending at the top of the address space stays in it too.
+        let mut s = spec();
+        s.src_ip = IpRange { start: "255.255.255.250".parse().unwrap(), count: 6, pick: Pick::Random };
+        assert!(build_all(&s, 500).iter().all(|f| matches!(parse(f).src, IpAddr::V4(a) if a.octets()[3] >= 250)));
+    }
+
+    #[test]
     fn signature_parse_rejects_foreign_payloads() {
         assert!(Signature::parse(&[]).is_none());
         assert!(Signature::parse(&[0x58, 0x53, 0x4b, 0x44, 0, 0, 0, 0]).is_none(), "too short");
@@ -614,6 +874,7 @@ mod tests {
             vlan in proptest::option::of(1u16..4095),
             extra in 0usize..1500,
             random_ports in any::<bool>(),
+            tcp in proptest::option::of((1u8..=255, any::<bool>(), any::<u16>(), proptest::option::of(1u16..))),
             src_count in 1u64..5000,
             seed in any::<u64>(),
             seq in any::<u64>(),
@@ -632,6 +893,11 @@ mod tests {
             if random_ports {
                 s.dst_port = PortRange { first: 0, last: 65535, pick: Pick::Random };
             }
+            if let Some((flags, random_seq, window, mss)) = tcp {
+                s.proto = Proto::Tcp;
+                let seq = if random_seq { TcpNum::Random } else { TcpNum::Fixed(u32::from(window) * 65_537) };
+                s.tcp = TcpSpec { flags: flags | if mss.is_some() { SYN } else { 0 }, seq, ack: TcpNum::Random, window, mss };
+            }
             let len = (s.min_frame_len() + extra).min(1514);
             s.size = FrameSize::Fixed(len as u16);
             s.seed = seed;
@@ -641,6 +907,19 @@ mod tests {
             for i in 0..frames as u64 {
                 let n = b.build(&mut buf, seq.wrapping_add(i), ts);
                 prop_assert_eq!(n, len);
+                if s.proto == Proto::Tcp {
+                    let p = parse_tcp(&buf[..n]);
+                    prop_assert!(equal_mod_zero(p.checksum, p.recomputed), "{:#x} vs {:#x}", p.checksum, p.recomputed);
+                    prop_assert_eq!(p.flags, u16::from(s.tcp.flags));
+                    prop_assert_eq!((p.window, p.mss, p.vlan), (s.tcp.window, s.tcp.mss, vlan));
+                    let room = n - s.header_len();
+                    prop_assert_eq!(p.sig.is_some(), room >= SIG_COMPACT_LEN);
+                    if let Some(sig) = p.sig {
+                        let mask = if sig.is_compact() { 0xffff_ffff } else { u64::MAX };
+                        prop_assert_eq!(sig.seq, seq.wrapping_add(i) & mask);
+                    }
+                    continue;
+                }
                 let p = parse(&buf[..n]);
                 prop_assert!(equal_mod_zero(p.udp_checksum, p.recomputed), "{:#x} vs {:#x}", p.udp_checksum, p.recomputed);
                 prop_assert_eq!(p.vlan, vlan);

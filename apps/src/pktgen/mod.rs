@@ -1,13 +1,16 @@
 //! `pktgen`: a traffic generator and receiver — DPDK-pktgen/TRex-style, sans-I/O, on the engine.
 //!
 //! One instance per queue, in one of three roles: send (`tx`), receive and measure (`rx`), or
-//! both (`txrx`). It sends UDP over IPv4 or IPv6 (optionally VLAN-tagged) with thousands of
-//! flows from address and port ranges walked in sequence or at random, fixed/listed/random/IMIX
-//! frame sizes, at a packet or bit rate, or replays a pcap; every synthesised frame carries a
-//! signature (stream, sequence number, TX timestamp) from which the receiver computes loss,
-//! reordering, duplication and one-way latency.
+//! both (`txrx`). It sends UDP or TCP over IPv4 or IPv6 (optionally VLAN-tagged) with thousands
+//! of flows from address and port ranges walked in sequence or at random, fixed/listed/random/IMIX
+//! frame sizes, at a packet or bit rate, or replays a pcap; every synthesised UDP frame, and every
+//! TCP segment with room for it in its payload, carries a signature (stream, sequence number, TX
+//! timestamp) from which the receiver computes loss, reordering, duplication and one-way latency.
+//! A bare TCP segment (a 60-byte SYN) has no room: the receiver counts those, frames and bytes,
+//! without sequence accounting.
 //!
 //! * [`spec`]: [`PktgenSpec`], the parameters (TOML keys, defaults, validation).
+//! * [`tcp`]: [`TcpSpec`], the TCP header fields (flags, sequence and ack numbers, window, MSS).
 //! * [`build`]: [`FrameBuilder`], template-based frame writing with incremental checksums,
 //!   and the [`Signature`] format.
 //! * [`rate`]: [`TokenBucket`], exact-rate pacing with time passed in.
@@ -26,9 +29,11 @@ pub mod pcap;
 pub mod rate;
 pub mod rx;
 pub mod spec;
+pub mod tcp;
 
 pub use app::{CaptureCounters, Pktgen, PktgenHandle, PktgenReport, TxCounters};
 pub use build::{FrameBuilder, Signature, WyRand};
 pub use rate::TokenBucket;
 pub use rx::{LatencySummary, RxStats, RxSummary, SeqWindow, StreamSummary};
-pub use spec::{FrameSize, IpRange, Pick, PktgenSpec, PortRange, Rate, Role};
+pub use spec::{FrameSize, IpRange, Pick, PktgenSpec, PortRange, Proto, Rate, Role};
+pub use tcp::{TcpNum, TcpSpec};

@@ -2,9 +2,15 @@
 //! duplication from the signature's sequence numbers, and one-way latency from its timestamp.
 //!
 //! Every frame goes through [`RxStats::on_frame`]: Ethernet [+ one VLAN tag] / IPv4 (not a
-//! fragment) or IPv6 / UDP / signature, parsed with `engine::wire`'s checked views. A frame
-//! that is not that (truncated, another protocol, no magic) counts as `foreign`; nothing panics
-//! on any input. Checksums are not verified (the NIC or the kernel did, or did not, already).
+//! fragment) or IPv6 / UDP or TCP / signature, parsed with `engine::wire`'s checked views. A
+//! frame without a signature (truncated, another protocol, no magic) counts as `foreign`;
+//! nothing panics on any input. Checksums are not verified (the NIC or the kernel did, or did
+//! not, already).
+//!
+//! TCP segments are also counted as such (`tcp`, with or without a signature). A bare segment
+//! (pktgen's 60-byte SYN has no payload) has no room for a signature, so it is counted — frames,
+//! bytes, `tcp` — and is `foreign` for the sequence accounting: loss of bare segments is the
+//! sender's count minus `tcp`, not a per-stream window.
 //!
 //! # Sequence accounting, per stream
 //!
@@ -38,7 +44,7 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use engine::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, UdpPacket};
+use engine::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 use engine::Instant;
 
 use super::build::Signature;
@@ -264,6 +270,8 @@ pub struct RxSummary {
     pub signed: u64,
     /// Frames without one.
     pub foreign: u64,
+    /// TCP segments (signed or not: a bare SYN cannot carry a signature).
+    pub tcp: u64,
     /// Signed frames of streams beyond the table's capacity (not tracked).
     pub stream_overflow: u64,
     /// Signed frames whose full timestamp was later than the receive time.
@@ -295,6 +303,7 @@ pub struct RxStats {
     bytes: u64,
     signed: u64,
     foreign: u64,
+    tcp: u64,
     stream_overflow: u64,
     ts_future: u64,
     hist: Histogram<u64>,
@@ -314,6 +323,7 @@ impl RxStats {
             bytes: 0,
             signed: 0,
             foreign: 0,
+            tcp: 0,
             stream_overflow: 0,
             ts_future: 0,
             hist: Histogram::new_with_bounds(1, LATENCY_MAX_NS, 3).expect("constant histogram bounds are valid"),
@@ -325,7 +335,14 @@ impl RxStats {
     pub fn on_frame(&mut self, now: Instant, frame: &[u8]) {
         self.frames += 1;
         self.bytes += frame.len() as u64;
-        match signature_of(frame) {
+        let Some((proto, payload)) = l4_payload(frame) else {
+            self.foreign += 1;
+            return;
+        };
+        if proto == IpProtocol::TCP {
+            self.tcp += 1;
+        }
+        match Signature::parse(payload) {
             Some(sig) => self.on_signature(now, &sig),
             None => self.foreign += 1,
         }
@@ -387,6 +404,11 @@ impl RxStats {
         self.foreign
     }
 
+    /// TCP segments.
+    pub fn tcp(&self) -> u64 {
+        self.tcp
+    }
+
     /// The latency histogram (ns).
     pub fn histogram(&self) -> &Histogram<u64> {
         &self.hist
@@ -413,6 +435,7 @@ impl RxStats {
             bytes: self.bytes,
             signed: self.signed,
             foreign: self.foreign,
+            tcp: self.tcp,
             stream_overflow: self.stream_overflow,
             ts_future: self.ts_future,
             received,
@@ -453,6 +476,7 @@ impl RxStats {
         self.bytes = other.bytes;
         self.signed = other.signed;
         self.foreign = other.foreign;
+        self.tcp = other.tcp;
         self.stream_overflow = other.stream_overflow;
         self.ts_future = other.ts_future;
         // Same bounds: `add` into an empty histogram is one memory copy.
@@ -463,30 +487,38 @@ impl RxStats {
     }
 }
 
-/// The signature of an Ethernet [+VLAN] / IPv4-or-IPv6 / UDP frame, if it has one.
+/// The signature of an Ethernet [+VLAN] / IPv4-or-IPv6 / UDP-or-TCP frame, if it has one.
 #[inline]
 pub fn signature_of(frame: &[u8]) -> Option<Signature> {
+    Signature::parse(l4_payload(frame)?.1)
+}
+
+/// The transport protocol (UDP or TCP) and payload of an Ethernet [+VLAN] / IPv4 (not a
+/// fragment) or IPv6 frame; None for anything else or anything truncated.
+#[inline]
+pub fn l4_payload(frame: &[u8]) -> Option<(IpProtocol, &[u8])> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     let ethertype = eth.l3_info().ok()?.ethertype;
     let l3 = eth.into_l3_payload().ok()?;
-    let udp = match ethertype {
+    let (proto, seg) = match ethertype {
         EtherType::IPV4 => {
             let ip = Ipv4Packet::new_checked(l3).ok()?;
-            if ip.protocol() != IpProtocol::UDP || ip.is_fragment() {
+            if ip.is_fragment() {
                 return None;
             }
-            ip.into_payload()
+            (ip.protocol(), ip.into_payload())
         }
         EtherType::IPV6 => {
             let ip = Ipv6Packet::new_checked(l3).ok()?;
-            if ip.next_header() != IpProtocol::UDP {
-                return None;
-            }
-            ip.into_payload()
+            (ip.next_header(), ip.into_payload())
         }
         _ => return None,
     };
-    Signature::parse(UdpPacket::new_checked(udp).ok()?.into_payload())
+    match proto {
+        IpProtocol::UDP => Some((proto, UdpPacket::new_checked(seg).ok()?.into_payload())),
+        IpProtocol::TCP => Some((proto, TcpPacket::new_checked(seg).ok()?.into_payload())),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -621,6 +653,32 @@ mod tests {
         let max = s.latency.max_ns;
         assert!((2498..=2502).contains(&max), "{max}");
         assert!(serde_json::to_string(&s).unwrap().contains("\"p999_ns\""));
+    }
+
+    #[test]
+    fn tcp_segments_are_counted_and_tracked_when_they_carry_a_signature() {
+        use crate::pktgen::spec::Proto;
+        let mut spec = PktgenSpec { dst_mac: Some([2; 6]), proto: Proto::Tcp, stream: 5, ..Default::default() };
+        let mut rx = RxStats::new(4);
+        // 300 bare 60-byte SYNs (no room for a signature), then 200 SYNs of 128 bytes that carry one.
+        for f in &frames(&spec, 300, |_| 0) {
+            rx.on_frame(Instant::from_nanos(10), f);
+        }
+        spec.size = FrameSize::Fixed(128);
+        for f in &frames(&spec, 200, |i| i) {
+            rx.on_frame(Instant::from_nanos(1000), f);
+        }
+        // And 10 UDP frames of another stream.
+        let udp = PktgenSpec { dst_mac: Some([2; 6]), stream: 6, ..Default::default() };
+        for f in &frames(&udp, 10, |_| 0) {
+            rx.on_frame(Instant::from_nanos(10), f);
+        }
+        let s = rx.summary();
+        assert_eq!((s.frames, s.tcp, s.signed, s.foreign), (510, 500, 210, 300));
+        assert_eq!(s.bytes, 300 * 60 + 200 * 128 + 10 * 60);
+        assert_eq!((s.received, s.lost), (210, 0));
+        assert_eq!(s.streams[0], StreamSummary { stream: 5, received: 200, next_seq: 200, ..Default::default() });
+        assert_eq!(rx.tcp(), 500);
     }
 
     #[test]

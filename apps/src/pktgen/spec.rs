@@ -13,9 +13,11 @@
 //! "1518" is `1514`. IMIX is the simple 7:4:1 mix of 64/594/1518-byte *wire* frames, i.e.
 //! `60/590/1514` here. Rates that count bits add what the wire adds (see [`Rate`]).
 //!
-//! The smallest frame must hold the headers and at least the compact signature (16 bytes, see
+//! A UDP frame must hold the headers and at least the compact signature (16 bytes, see
 //! [`super::build`]): 58 bytes for IPv4 (so 60 is fine), 62 with a VLAN tag, 78 for IPv6, 82 for
-//! IPv6 with a VLAN tag. A `size` below that is an error; IMIX raises its small frames to that
+//! IPv6 with a VLAN tag. A TCP frame must hold the headers only (a bare SYN has no payload):
+//! 54 bytes for IPv4 (58 with the MSS option), so 60; 74 for IPv6 (78 with MSS); 4 more with a
+//! VLAN tag. A `size` below the minimum is an error; IMIX raises its small frames to that
 //! minimum (documented behaviour, not an error, since IMIX is a mix, not a size).
 //!
 //! # Keys
@@ -31,6 +33,7 @@
 //! | `role` | `"tx"`, `"rx"` or `"txrx"` | `"tx"` |
 //! | `peer` | port to transmit on | the queue's port |
 //! | `ipv6` | IPv6 instead of IPv4 | `false` |
+//! | `proto` | `"udp"` or `"tcp"` (TCP header fields: the `tcp_*` keys of [`super::tcp`]) | `"udp"` |
 //! | `src_mac`, `dst_mac` | MACs (`dst_mac` required to send synthesised frames) | src: the peer port's MAC |
 //! | `src_ip`, `dst_ip` | first address of each range | `198.18.0.1`, `198.19.0.1` (`2001:2::1`, `2001:2::2` for IPv6) |
 //! | `src_ip_count`, `dst_ip_count` | addresses in each range | 1 |
@@ -58,11 +61,14 @@
 //!
 //! Sequential fields form an odometer: `src_port` turns fastest, then `dst_port`, `src_ip`,
 //! `dst_ip`, so the number of distinct flows is the product of the sequential ranges' sizes.
+//! Random fields are drawn uniformly *inside* their range: the generator never writes an address
+//! or port outside the ranges given.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::tcp::TcpSpec;
 use crate::params::{self, ParamErrors};
 
 /// Smallest frame size accepted (64 bytes on the wire with the FCS).
@@ -204,6 +210,33 @@ pub enum Rate {
     Max,
 }
 
+/// Transport protocol of synthesised frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// UDP (every frame carries a signature).
+    Udp,
+    /// TCP segments with the header fields of [`PktgenSpec::tcp`].
+    Tcp,
+}
+
+impl Proto {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Udp => 17,
+            Proto::Tcp => 6,
+        }
+    }
+
+    /// `"udp"` or `"tcp"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+        }
+    }
+}
+
 /// A validated pktgen configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PktgenSpec {
@@ -213,6 +246,10 @@ pub struct PktgenSpec {
     pub peer: Option<String>,
     /// IPv6 instead of IPv4.
     pub ipv6: bool,
+    /// UDP or TCP.
+    pub proto: Proto,
+    /// TCP header fields (used when `proto` is TCP).
+    pub tcp: TcpSpec,
     /// Source MAC (None: the TX port's MAC, resolved when the app is built).
     pub src_mac: Option<[u8; 6]>,
     /// Destination MAC (required to send synthesised frames).
@@ -261,6 +298,8 @@ impl Default for PktgenSpec {
             role: Role::Tx,
             peer: None,
             ipv6: false,
+            proto: Proto::Udp,
+            tcp: TcpSpec::default(),
             src_mac: None,
             dst_mac: None,
             src_ip: IpRange::single(IpAddr::V4(DEFAULT_SRC_V4)),
@@ -294,6 +333,12 @@ pub const KEYS: &[&str] = &[
     "role",
     "peer",
     "ipv6",
+    "proto",
+    "tcp_flags",
+    "tcp_seq",
+    "tcp_ack",
+    "tcp_window",
+    "tcp_mss",
     "src_mac",
     "dst_mac",
     "src_ip",
@@ -327,6 +372,12 @@ pub const KEYS: &[&str] = &[
 /// Keys that describe synthesised frames (not allowed together with `pcap`).
 const SYNTH_KEYS: &[&str] = &[
     "ipv6",
+    "proto",
+    "tcp_flags",
+    "tcp_seq",
+    "tcp_ack",
+    "tcp_window",
+    "tcp_mss",
     "src_mac",
     "dst_mac",
     "src_ip",
@@ -344,15 +395,24 @@ const SYNTH_KEYS: &[&str] = &[
 ];
 
 impl PktgenSpec {
-    /// Bytes of Ethernet (+ VLAN), IP and UDP headers.
-    pub fn header_len(&self) -> usize {
-        14 + if self.vlan.is_some() { 4 } else { 0 } + if self.ipv6 { 40 } else { 20 } + 8
+    /// Bytes of the UDP or TCP header.
+    pub fn l4_header_len(&self) -> usize {
+        match self.proto {
+            Proto::Udp => 8,
+            Proto::Tcp => self.tcp.header_len(),
+        }
     }
 
-    /// The smallest frame that holds the headers and the (compact) signature, and is at least
-    /// [`MIN_FRAME_LEN`].
+    /// Bytes of Ethernet (+ VLAN), IP and UDP or TCP headers.
+    pub fn header_len(&self) -> usize {
+        14 + if self.vlan.is_some() { 4 } else { 0 } + if self.ipv6 { 40 } else { 20 } + self.l4_header_len()
+    }
+
+    /// The smallest frame, at least [`MIN_FRAME_LEN`]: for UDP it holds the headers and the
+    /// (compact) signature, for TCP the headers (a bare segment).
     pub fn min_frame_len(&self) -> usize {
-        (self.header_len() + SIG_COMPACT_LEN).max(MIN_FRAME_LEN)
+        let sig = if self.proto == Proto::Udp { SIG_COMPACT_LEN } else { 0 };
+        (self.header_len() + sig).max(MIN_FRAME_LEN)
     }
 
     /// Parses and validates a params table; every problem is reported with its key, unknown
@@ -372,6 +432,20 @@ impl PktgenSpec {
         let mut s = PktgenSpec { role, ..PktgenSpec::default() };
         s.peer = params::opt_str(t, "peer", &mut errs).map(str::to_string);
         s.ipv6 = params::opt_bool(t, "ipv6", &mut errs).unwrap_or(false);
+        s.proto = match params::opt_str(t, "proto", &mut errs) {
+            None | Some("udp") => Proto::Udp,
+            Some("tcp") => Proto::Tcp,
+            Some(o) => {
+                errs.push("proto", format!("unknown protocol '{o}' (expected udp or tcp)"));
+                Proto::Udp
+            }
+        };
+        s.tcp = TcpSpec::parse(t, &mut errs);
+        if s.proto != Proto::Tcp {
+            for k in super::tcp::KEYS.iter().filter(|k| t.contains_key(**k)) {
+                errs.push(k, "only used with proto = \"tcp\"".into());
+            }
+        }
         s.src_mac = params::opt_mac(t, "src_mac", &mut errs);
         s.dst_mac = params::opt_mac(t, "dst_mac", &mut errs);
 
@@ -450,11 +524,15 @@ impl PktgenSpec {
                 errs.push("vlan", format!("{v} out of range 1..=4094"));
             }
         }
+        if self.proto == Proto::Tcp {
+            self.tcp.validate(&mut errs);
+        }
         let min = self.min_frame_len();
         let check = |n: u16, errs: &mut ParamErrors, key: &str| {
             let n = n as usize;
             if n < min {
-                errs.push(key, format!("{n} B cannot hold the headers and the signature: {}", self.min_text()));
+                let what = if self.proto == Proto::Udp { "the headers and the signature" } else { "the headers" };
+                errs.push(key, format!("{n} B cannot hold {what}: {}", self.min_text()));
             } else if n > MAX_FRAME_LEN {
                 errs.push(key, format!("{n} B is above the maximum of {MAX_FRAME_LEN} B"));
             }
@@ -518,8 +596,9 @@ impl PktgenSpec {
 
     fn min_text(&self) -> String {
         format!(
-            "the smallest frame for {}{} is {} B",
+            "the smallest frame for {}/{}{} is {} B",
             if self.ipv6 { "IPv6" } else { "IPv4" },
+            self.proto.name().to_uppercase(),
             if self.vlan.is_some() { " with a VLAN tag" } else { "" },
             self.min_frame_len()
         )
@@ -776,6 +855,25 @@ rate_pps = 10"#,
             err_keys("ipv6 = 1\nsize = \"x\"\nrate_pps = \"fast\"\nbogus = 2"),
             vec!["bogus", "ipv6", "size", "rate_pps", "dst_mac"]
         );
+    }
+
+    #[test]
+    fn tcp_keys_minimum_sizes_and_their_errors() {
+        use crate::pktgen::tcp::{TcpNum, ACK, SYN};
+        let d = r#"dst_mac = "02:00:00:00:00:02""#;
+        let s = PktgenSpec::parse(&table(&format!("{d}\nproto = \"tcp\""))).unwrap();
+        assert_eq!((s.proto, s.tcp, s.header_len(), s.min_frame_len()), (Proto::Tcp, TcpSpec::default(), 54, 60));
+        let s = PktgenSpec::parse(&table(&format!(
+            "{d}\nproto = \"tcp\"\ntcp_flags = \"syn,ack\"\ntcp_seq = 5\ntcp_mss = 1460\nipv6 = true\nvlan = 9\nsize = 82"
+        )))
+        .unwrap();
+        assert_eq!((s.tcp.flags, s.tcp.seq, s.tcp.mss), (SYN | ACK, TcpNum::Fixed(5), Some(1460)));
+        assert_eq!(s.min_frame_len(), 14 + 4 + 40 + 24, "IPv6 + VLAN + TCP with MSS, no signature needed");
+        assert_eq!(err_keys(&format!("{d}\nproto = \"sctp\"")), vec!["proto"]);
+        assert_eq!(err_keys(&format!("{d}\ntcp_flags = \"syn\"\ntcp_mss = 1")), vec!["tcp_flags", "tcp_mss"]);
+        assert_eq!(err_keys(&format!("{d}\nproto = \"tcp\"\nipv6 = true\nsize = 73")), vec!["size"]);
+        assert_eq!(err_keys(&format!("{d}\nproto = \"tcp\"\ntcp_flags = \"fin\"\ntcp_mss = 536")), vec!["tcp_mss"]);
+        assert_eq!(err_keys("pcap = \"a.pcap\"\nproto = \"tcp\""), vec!["proto"]);
     }
 
     #[test]
