@@ -30,7 +30,7 @@ use serde_json::json;
 
 use crate::daemon::RunOptions;
 use crate::pktgen::PktgenHandle;
-use crate::pktgen::{FrameBuilder, PktgenReport, PktgenSpec};
+use crate::pktgen::{FrameBuilder, IpRange, PktgenReport, PktgenSpec};
 use crate::registry::Plan;
 
 /// TX engine.
@@ -416,10 +416,19 @@ pub fn config_text(a: &PktgenArgs, tx_params: &toml::Table, ncpus: usize) -> Res
         (0..txq.len()).map(|i| a.lcores.get(i).copied().unwrap_or_else(|| lcore.saturating_sub(i))).collect();
     let rx_lcore = a.rx_lcore.unwrap_or(lcore);
     let same = txq.len() == 1 && rxq.len() == 1 && rx.as_ref().is_some_and(|r| *r == txq[0]);
-    // The ports claim what the generator sends (UDP or TCP): what could come back.
+    // The ports claim the protocol the generator sends (UDP or TCP), addressed to the
+    // generator's own source range on the TX side (what could come back) and to its
+    // destination range on the RX side: other traffic of that protocol on the interface (a
+    // kernel connection of the same host) stays with the kernel.
     let proto = tx_params.get("proto").and_then(|v| v.as_str()).unwrap_or("udp");
     let ipv6 = a.ipv6 || tx_params.get("ipv6").and_then(|v| v.as_bool()).unwrap_or(false);
-    let claim = format!("[{{ ethertype = \"{}\", proto = \"{proto}\" }}]", if ipv6 { "ipv6" } else { "ipv4" });
+    let spec = PktgenSpec::parse(tx_params).ok();
+    let claim_to = |range: Option<IpRange>| {
+        let dst = range.map_or(String::new(), |r| format!(", dst = \"{}\"", r.covering_prefix()));
+        format!("[{{ ethertype = \"{}\", proto = \"{proto}\"{dst} }}]", if ipv6 { "ipv6" } else { "ipv4" })
+    };
+    let tx_claim = claim_to(spec.as_ref().map(|s| s.src_ip));
+    let rx_claim = claim_to(spec.as_ref().map(|s| s.dst_ip));
     let max_len = if a.imix { 1514 } else { 0 };
     let frame_size = if max_len > 1900 || a.sizes.iter().any(|&s| s > 1900) { 4096 } else { 2048 };
     let live = a.engine == Engine::Live;
@@ -432,6 +441,7 @@ pub fn config_text(a: &PktgenArgs, tx_params: &toml::Table, ncpus: usize) -> Res
     if !live {
         // One port per distinct interface ("tx0", "tx1", ...); a TX-only port still needs a
         // claim: the generated UDP traffic is what could come back.
+        let claim = if same { claim_to(None) } else { tx_claim };
         let ifaces = port_sections(&mut out, "tx", &txq, a, &claim);
         for (qi, (iface, q)) in txq.iter().enumerate() {
             let k = ifaces.iter().position(|i| i == iface).expect("listed above");
@@ -451,7 +461,7 @@ pub fn config_text(a: &PktgenArgs, tx_params: &toml::Table, ncpus: usize) -> Res
         }
     }
     if !same || live {
-        let ifaces = port_sections(&mut out, "rx", &rxq, a, &claim);
+        let ifaces = port_sections(&mut out, "rx", &rxq, a, &rx_claim);
         for (qi, (iface, q)) in rxq.iter().enumerate() {
             let k = ifaces.iter().position(|i| i == iface).expect("listed above");
             let mut p = toml::Table::new();

@@ -133,6 +133,25 @@ impl IpRange {
     pub fn single(a: IpAddr) -> IpRange {
         IpRange { start: a, count: 1, pick: Pick::Seq }
     }
+
+    /// The smallest prefix that holds every address of the range, as "addr/len".
+    pub fn covering_prefix(&self) -> String {
+        let (bits, first): (u32, u128) = match self.start {
+            IpAddr::V4(a) => (32, u128::from(u32::from(a))),
+            IpAddr::V6(a) => (128, u128::from(a)),
+        };
+        let last = first.saturating_add(u128::from(self.count.max(1)) - 1);
+        // Common leading bits of first and last, within the address width.
+        let diff = (first ^ last) << (128 - bits);
+        let len = if diff == 0 { bits } else { diff.leading_zeros() };
+        let mask = if len == 0 { 0 } else { (u128::MAX << (bits - len)) & (u128::MAX >> (128 - bits)) };
+        let net = first & mask;
+        let addr = match self.start {
+            IpAddr::V4(_) => IpAddr::V4((net as u32).into()),
+            IpAddr::V6(_) => IpAddr::V6(net.into()),
+        };
+        format!("{addr}/{len}")
+    }
 }
 
 /// A range of UDP ports, `first..=last`.
@@ -741,6 +760,16 @@ mod tests {
 
     fn err_keys(s: &str) -> Vec<String> {
         PktgenSpec::parse(&table(s)).unwrap_err().0.into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn covering_prefixes() {
+        let r = |a: &str, count: u64| IpRange { start: a.parse().unwrap(), count, pick: Pick::Seq }.covering_prefix();
+        assert_eq!(r("198.18.0.1", 1), "198.18.0.1/32");
+        assert_eq!(r("198.18.128.0", 32768), "198.18.128.0/17");
+        assert_eq!(r("198.18.0.255", 2), "198.18.0.0/23");
+        assert_eq!(r("198.18.0.0", 131072), "198.18.0.0/15");
+        assert_eq!(r("2001:2::", 256), "2001:2::/120");
     }
 
     #[test]
