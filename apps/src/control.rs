@@ -71,6 +71,13 @@ impl Shards {
             .count()
     }
 
+    /// Waits until every shard has run everything sent to it before this call (commands run
+    /// in order per lcore), or `timeout`; returns whether all did. A command that changes
+    /// what the data path does ends with this, so its reply means "in effect".
+    pub fn barrier(&self, timeout: Duration) -> bool {
+        self.query(timeout, |_, _| ()).len() == self.len()
+    }
+
     /// Asks every shard `q` and waits up to `timeout` for all answers (in shard order); a shard
     /// that does not answer in time is missing from the result.
     pub fn query<R: Send + 'static>(

@@ -393,7 +393,13 @@ impl Controller for L4lbControl {
                 .join("\n")),
             ["backends"] => Ok(self.backends_text(shards)),
             ["stats"] => Ok(self.stats_text(shards)),
-            ["backend", rest @ ..] => self.backend_command(rest, shards),
+            ["backend", rest @ ..] => {
+                let reply = self.backend_command(rest, shards)?;
+                if !shards.barrier(QUERY_TIMEOUT) {
+                    return Err(format!("{reply}, but not every shard confirmed it within {QUERY_TIMEOUT:?}"));
+                }
+                Ok(reply)
+            }
             [other, ..] => Err(format!("unknown command '{other}' (help lists them)")),
         }
     }

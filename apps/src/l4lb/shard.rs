@@ -351,12 +351,15 @@ impl L4lb {
         }
     }
 
-    /// Opens a flow for `key` (a miss); returns its index or the drop reason.
+    /// Opens a flow for `key` (a miss); returns its index or the drop reason. A TCP flow opens
+    /// on a SYN, or on any segment of a flow that is `moving` off a removed backend (the new
+    /// backend then resets it, and the client learns at once instead of timing out).
     fn open(
         &mut self,
         key: FlowKey,
         t: &FiveTuple,
         flags: TcpFlags,
+        moving: bool,
         client_mac: [u8; 6],
         now: Instant,
     ) -> Result<FlowIx, DropReason> {
@@ -366,7 +369,7 @@ impl L4lb {
         };
         let tcp = t.protocol == IpProtocol::TCP;
         let opens = flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK);
-        if tcp && !opens {
+        if tcp && !opens && !moving {
             self.counters.drop_no_flow += 1;
             return Err(DropReason::NoFlow);
         }
@@ -386,7 +389,11 @@ impl L4lb {
             self.counters.drop_nat_ports += 1;
             return Err(DropReason::TableFull);
         };
-        let class = if tcp { TimeoutClass::HalfOpen } else { TimeoutClass::Udp };
+        let class = match (tcp, opens) {
+            (false, _) => TimeoutClass::Udp,
+            (true, true) => TimeoutClass::HalfOpen,
+            (true, false) => TimeoutClass::Closing,
+        };
         let conn = Conn { backend, token, client_mac, replied: false };
         match self.flows.insert(key, conn, class, now) {
             Ok(ix) => {
@@ -466,21 +473,35 @@ impl L4lb {
             let (i, t, flags) = self.burst[j];
             let key = self.keys[j];
             let frame = &mut batch.frames_mut()[i];
-            let mut hit = self.hits[j];
+            // The burst's lookup is stale for a flow that an earlier frame of this burst opened
+            // or closed: confirm a hit by its key, and look a miss up again.
+            let mut hit = self.hits[j].filter(|&ix| self.flows.key(ix) == Some(&key));
             if hit.is_none() {
-                // An earlier frame of this burst may have opened it.
                 hit = self.flows.lookup(&key);
+            }
+            // A new SYN on a flow that is closing is a new connection (the client reused its
+            // port): it gets a fresh flow and NAT pair, so the backend never sees it collide
+            // with the old connection's TIME-WAIT.
+            let syn = flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK);
+            if let Some(ix) = hit.filter(|&ix| syn && self.flows.class(ix) == Some(TimeoutClass::Closing)) {
+                if let Some((_, c)) = self.flows.try_remove(ix) {
+                    self.release(&c);
+                }
+                hit = None;
             }
             let mut out = hit.and_then(|ix| self.to_backend_tuple(ix, &t).map(|o| (ix, o)));
             if out.is_none() {
+                let mut moving = false;
                 if let Some(ix) = hit {
                     // The backend was removed: this flow moves.
-                    let (_, c) = self.flows.remove(ix);
-                    self.release(&c);
+                    if let Some((_, c)) = self.flows.try_remove(ix) {
+                        self.release(&c);
+                    }
                     self.counters.moved += 1;
+                    moving = true;
                 }
                 let client_mac = frame.data()[6..12].try_into().unwrap_or([0; 6]);
-                match self.open(key, &t, flags, client_mac, now) {
+                match self.open(key, &t, flags, moving, client_mac, now) {
                     Ok(ix) => out = self.to_backend_tuple(ix, &t).map(|o| (ix, o)),
                     Err(r) => {
                         batch.set_verdict(i, Verdict::Drop(r));

@@ -553,3 +553,50 @@ fn socket_addrs_parse_for_the_shard_layout() {
     assert_eq!(addrs.len(), 6);
     assert_eq!(addrs[4], SocketAddr::from((backend(1), 5353)));
 }
+
+/// Two frames of one flow in one burst, the first of which moves the flow off a removed
+/// backend: the second must see the moved flow, not the burst's stale lookup (which named an
+/// entry that no longer exists).
+#[test]
+fn a_burst_that_moves_a_flow_does_not_trip_over_its_own_stale_lookup() {
+    let b = Bench::new();
+    let p = params("");
+    let mut lb = shard(&p, 0, 1);
+    let before = open_udp(&b, &mut lb, 20000..20030);
+    let victim = (20000..20030u16).zip(&before).find(|(_, &bi)| bi == 2).map(|(sp, _)| sp).unwrap();
+    install(&mut lb, &p, 1, &[2]);
+    lb.set_backend(5, IpAddr::V4(backend(2)), 5353, BackendState::Removed, Some(backend_mac(2)));
+    let f = || from_client(udp((CLIENT, victim), (VIP, 53), b"again"));
+    let out = b.run(&mut lb, t0(), FROM_CLIENT, &[f(), f(), f()]);
+    let dsts: Vec<IpAddr> = out
+        .iter()
+        .map(|(v, o)| {
+            assert_eq!(*v, Verdict::Tx(TO_BACKEND));
+            parsed(o).tuple().dst_addr()
+        })
+        .collect();
+    assert_ne!(dsts[0], IpAddr::V4(backend(2)));
+    assert!(dsts.iter().all(|d| *d == dsts[0]), "all three on the flow's new backend: {dsts:?}");
+    assert_eq!(lb.counters().moved, 1);
+    assert_eq!(lb.flow_count(), 30);
+}
+
+/// A SYN that reuses the 5-tuple of a closing connection opens a new flow with a new NAT pair.
+#[test]
+fn a_syn_on_a_closing_flow_opens_a_new_one() {
+    let b = Bench::new();
+    let p = params("");
+    let mut lb = shard(&p, 0, 1);
+    let c = (CLIENT, 45000);
+    let (_, out) = b.one(&mut lb, t0(), FROM_CLIENT, from_client(tcp(c, (VIP, 80), TcpFlags::SYN, &[])));
+    let first = parsed(&out).tuple().src_port;
+    b.one(&mut lb, t0(), FROM_CLIENT, from_client(tcp(c, (VIP, 80), TcpFlags::FIN.with(TcpFlags::ACK, true), &[])));
+    let (_, out) = b.one(&mut lb, t0(), FROM_CLIENT, from_client(tcp(c, (VIP, 80), TcpFlags::SYN, &[])));
+    let second = parsed(&out).tuple().src_port;
+    assert_ne!(first, second, "a fresh NAT pair for the new connection");
+    assert_eq!(lb.counters().new_flows, 2);
+    assert_eq!(lb.flow_count(), 1);
+    // The old pair is free again and no longer maps to a flow.
+    let old = from_backend(0, tcp((backend(0), 8080), (SNAT, first), TcpFlags::ACK, &[]));
+    assert_eq!(b.one(&mut lb, t0(), FROM_BACKEND, old).0, Verdict::Drop(DropReason::NoFlow));
+}
