@@ -193,6 +193,7 @@ fn open_queues<'u>(
     let clock = engine::Clock::new();
     let mut builders = Vec::new();
     let mut local: Local = Vec::new();
+    let mut replays: HashMap<usize, (u32, Arc<[u8]>)> = HashMap::new();
     for lp in &plan.lcores {
         let mut o = LcoreOptions::new(format!("lcore{}", lp.cpu));
         o.cpu = Some(lp.cpu);
@@ -236,9 +237,31 @@ fn open_queues<'u>(
                     );
                     AnyPort::Ring(rp)
                 }
-                PortPlanKind::Null { len } => {
+                PortPlanKind::Null { len, replay, rx } => {
                     bind_modes.insert(q.port, "null".into());
-                    AnyPort::Null(NullPort::new(*len as u32))
+                    AnyPort::Null(match (replay, rx) {
+                        (_, false) => NullPort::tx_only(),
+                        (Some(path), true) => {
+                            let (len, frames) = match replays.get(&q.port) {
+                                Some(r) => r.clone(),
+                                None => {
+                                    let r = load_replay(path).with_context(|| format!("port {}", port.name))?;
+                                    let room = umem.frame_size() as usize - umem.config().headroom as usize;
+                                    if r.0 as usize > room {
+                                        bail!(
+                                            "port {}: replayed frames of {} bytes do not fit {room}-byte UMEM frames",
+                                            port.name,
+                                            r.0
+                                        );
+                                    }
+                                    replays.insert(q.port, r.clone());
+                                    r
+                                }
+                            };
+                            NullPort::replay(len, frames)
+                        }
+                        (None, true) => NullPort::new(*len as u32),
+                    })
                 }
             };
             let t = b.add_queue(name, PortId(q.port as u16), any);
@@ -248,6 +271,26 @@ fn open_queues<'u>(
         local.push(map);
     }
     Ok((builders, local))
+}
+
+/// Reads a null port's replay pcap: every frame must have the same length.
+fn load_replay(path: &std::path::Path) -> Result<(u32, Arc<[u8]>)> {
+    let frames = crate::pktgen::pcap::read_frames(path, 9216)
+        .map_err(|e| anyhow!("reading the replay pcap {}: {e}", path.display()))?;
+    let len = frames.first().map(|f| f.len()).ok_or_else(|| anyhow!("{}: no frames", path.display()))?;
+    if let Some((i, f)) = frames.iter().enumerate().find(|(_, f)| f.len() != len) {
+        bail!(
+            "{}: frame {i} is {} bytes, the first is {len}: a replay port needs frames of one length",
+            path.display(),
+            f.len()
+        );
+    }
+    let mut all = Vec::with_capacity(len * frames.len());
+    for f in &frames {
+        all.extend_from_slice(f);
+    }
+    tracing::info!(file = %path.display(), frames = frames.len(), len, "null port replay loaded");
+    Ok((len as u32, all.into()))
 }
 
 /// Ports app `a`'s shard on lcore `li` transmits on: those its parameters name, and its own.

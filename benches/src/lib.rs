@@ -10,6 +10,7 @@
 //! * [`crossgen`]: generator cross-check (trafgen, UDP sendmmsg) against the receiver's kernel
 //!   counters.
 //! * [`kfwd`]: the kernel IPv4 forwarding baseline.
+//! * [`nat`]: engine-only NAT (l4lb on replaying null ports) vs the relay's io mode.
 //! * [`xdpceil`]: in-kernel XDP forward and drop ceilings.
 //! * [`rfc`]: the RFC 2544-style tier (zero-loss rate, max-load rate, latency) for every system.
 //! * [`rfc2544`]: zero-loss throughput binary search.
@@ -22,6 +23,7 @@
 pub mod crossgen;
 pub mod kernel;
 pub mod kfwd;
+pub mod nat;
 pub mod peers;
 pub mod plot;
 pub mod report;

@@ -112,6 +112,11 @@ pub struct PortSection {
     pub claim: Option<toml::Value>,
     /// Null ports: length of the frames RX hands out.
     pub null_len: Option<u32>,
+    /// Null ports: a pcap whose frames RX hands out, in turn (all of one length; engine-only
+    /// benchmarks of apps that parse their input).
+    pub null_replay: Option<String>,
+    /// Null ports: whether RX hands out frames at all (false: a TX-only sink).
+    pub null_rx: Option<bool>,
 }
 
 fn yes() -> bool {
@@ -257,6 +262,8 @@ pub(crate) const PORT_KEYS: &[&str] = &[
     "busy_poll",
     "claim",
     "null_len",
+    "null_replay",
+    "null_rx",
 ];
 pub(crate) const BUSY_POLL_KEYS: &[&str] = &["usecs", "budget"];
 pub(crate) const APP_KEYS: &[&str] = &["name", "kind", "params"];

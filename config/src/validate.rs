@@ -109,6 +109,10 @@ pub enum PortPlanKind {
     Null {
         /// RX frame length.
         len: u16,
+        /// Replay the frames of this pcap on RX (else frames of `len` untouched bytes).
+        replay: Option<std::path::PathBuf>,
+        /// Whether RX hands out frames at all.
+        rx: bool,
     },
 }
 
@@ -332,8 +336,14 @@ fn check_ports<E: Environment>(cfg: &EngineConfig, env: &E, errs: &mut Vec<Confi
                         ));
                     }
                 }
-                if p.null_len.is_some() {
-                    errs.push(ConfigError::new(&k("null_len"), "only meaningful for kind = \"null\"".into()));
+                for (f, set) in [
+                    ("null_len", p.null_len.is_some()),
+                    ("null_replay", p.null_replay.is_some()),
+                    ("null_rx", p.null_rx.is_some()),
+                ] {
+                    if set {
+                        errs.push(ConfigError::new(&k(f), "only meaningful for kind = \"null\"".into()));
+                    }
                 }
                 claims.push(claim::parse(p.claim.as_ref(), pi, errs));
             }
@@ -349,6 +359,14 @@ fn check_ports<E: Environment>(cfg: &EngineConfig, env: &E, errs: &mut Vec<Confi
                 let max = u.frame_size.saturating_sub(u.headroom.saturating_add(256));
                 if !(60..=max.max(60)).contains(&len) {
                     errs.push(ConfigError::new(&k("null_len"), format!("expected 60..={max}, got {len}")));
+                }
+                if let Some(r) = &p.null_replay {
+                    if p.null_len.is_some() {
+                        errs.push(ConfigError::new(&k("null_len"), "the replayed frames have their own length".into()));
+                    }
+                    if !std::path::Path::new(r).is_file() {
+                        errs.push(ConfigError::new(&k("null_replay"), format!("'{r}' is not a readable file")));
+                    }
                 }
                 claims.push(None);
             }
@@ -653,7 +671,11 @@ fn build_plan<P>(cfg: &EngineConfig, ports: PortFacts, queues: QueueFacts<P>) ->
         .map(|(pi, (p, claim))| PortPlan {
             name: p.name.clone(),
             kind: match p.kind {
-                PortKind::Null => PortPlanKind::Null { len: p.null_len.unwrap_or(64) as u16 },
+                PortKind::Null => PortPlanKind::Null {
+                    len: p.null_len.unwrap_or(64) as u16,
+                    replay: p.null_replay.as_ref().map(std::path::PathBuf::from),
+                    rx: p.null_rx.unwrap_or(true),
+                },
                 PortKind::Xsk => {
                     let mut queues: Vec<u32> = queues.bound.iter().filter(|(i, _)| *i == pi).map(|(_, q)| *q).collect();
                     queues.sort_unstable();

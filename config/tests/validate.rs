@@ -268,7 +268,7 @@ fn ports_without_queues_and_configs_without_queues() {
 fn null_ports() {
     let ok = "[[port]]\nname = \"n0\"\nkind = \"null\"\nnull_len = 60\n[[queue]]\nport = \"n0\"\nlcore = 0\napp = \"relay\"\n";
     let plan = validate(&parse(ok).unwrap(), &FakeEnv).unwrap();
-    assert_eq!(plan.ports[0].kind, PortPlanKind::Null { len: 60 });
+    assert_eq!(plan.ports[0].kind, PortPlanKind::Null { len: 60, replay: None, rx: true });
     let bad = "[[port]]\nname = \"n0\"\nkind = \"null\"\nnull_len = 20\niface = \"xd0\"\nclaim = \"all\"\n[[queue]]\nport = \"n0\"\nlcore = 0\napp = \"relay\"\n";
     assert_eq!(invalid(bad), vec!["port[0].iface", "port[0].claim", "port[0].null_len"]);
     let bad = "[[port]]\nname = \"x\"\nnull_len = 64\n[[queue]]\nport = \"x\"\nlcore = 0\napp = \"relay\"\n";

@@ -213,6 +213,26 @@ pub struct NatFrame<T: AsRef<[u8]>> {
     layout: Layout,
 }
 
+/// What [`NatFrame::new_checked`] found in a frame (offsets, tuple, flags), kept so that a
+/// caller who inspects a burst first and rewrites it later parses each frame once
+/// ([`NatFrame::with_layout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatLayout(Layout);
+
+impl NatLayout {
+    /// The packet's 5-tuple.
+    #[inline]
+    pub fn tuple(&self) -> FiveTuple {
+        self.0.tuple
+    }
+
+    /// The TCP flags, for a TCP segment.
+    #[inline]
+    pub fn tcp_flags(&self) -> Option<TcpFlags> {
+        self.0.tcp_flags
+    }
+}
+
 impl<T: AsRef<[u8]>> NatFrame<T> {
     /// Parses a received frame: Ethernet (one optional 802.1Q tag), IPv4 or IPv6, then the TCP,
     /// UDP, ICMPv4 or ICMPv6 header, with every length checked. Checksums are not verified (see
@@ -225,6 +245,23 @@ impl<T: AsRef<[u8]>> NatFrame<T> {
     pub fn new_checked(buffer: T) -> Result<Self, NatError> {
         let layout = parse(buffer.as_ref())?;
         Ok(Self { buffer, layout })
+    }
+
+    /// A view of `buffer` with a layout found earlier by [`Self::new_checked`] over the *same,
+    /// unchanged* bytes (the second pass over a burst). Only the length is checked again, so no
+    /// method can panic; a layout from other bytes gives wrong fields, never unsafety.
+    #[inline]
+    pub fn with_layout(buffer: T, layout: NatLayout) -> Result<Self, NatError> {
+        if buffer.as_ref().len() < layout.0.end {
+            return Err(NatError::Malformed);
+        }
+        Ok(Self { buffer, layout: layout.0 })
+    }
+
+    /// The parsed layout (see [`Self::with_layout`]).
+    #[inline]
+    pub fn layout(&self) -> NatLayout {
+        NatLayout(self.layout)
     }
 
     /// Gives the buffer back.

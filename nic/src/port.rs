@@ -291,24 +291,56 @@ impl<'u> Port<'u> for RingPort<'u> {
 }
 
 /// DPDK `net_null`: RX hands out `len`-byte frames from the pool without touching their
-/// contents; TX returns frames to the pool.
+/// contents; TX returns frames to the pool. A *replay* null port ([`NullPort::replay`]) writes
+/// the next of a fixed set of frames into each RX frame instead (what a NIC's DMA would have
+/// written), so apps that parse their input (a NAT) can be measured without a kernel; the copy
+/// is part of what it measures.
 #[derive(Debug)]
 pub struct NullPort {
     len: u32,
     counters: PortCounters,
+    /// Replay: `count` frames of `len` bytes back to back, and the next one to hand out.
+    templates: Option<(Arc<[u8]>, usize)>,
+    /// False: RX hands out nothing (a TX-only sink).
+    rx: bool,
 }
 
 impl NullPort {
     /// A null port whose RX frames are `len` bytes long.
     pub fn new(len: u32) -> NullPort {
-        NullPort { len, counters: PortCounters::default() }
+        NullPort { len, counters: PortCounters::default(), templates: None, rx: true }
+    }
+
+    /// A null port that receives nothing and takes everything sent to it.
+    pub fn tx_only() -> NullPort {
+        NullPort { len: 60, counters: PortCounters::default(), templates: None, rx: false }
+    }
+
+    /// A null port whose RX frames are, in turn and over again, the `frames.len() / len`
+    /// frames of `len` bytes stored back to back in `frames`.
+    pub fn replay(len: u32, frames: Arc<[u8]>) -> NullPort {
+        assert!(len > 0 && frames.len() >= len as usize, "replay needs at least one frame of {len} bytes");
+        NullPort { len, counters: PortCounters::default(), templates: Some((frames, 0)), rx: true }
     }
 }
 
 impl<'u> Port<'u> for NullPort {
     #[inline]
     fn rx_burst(&mut self, cache: &mut PoolCache<'u>, out: &mut FrameBuf<'u>, max: usize) -> usize {
+        if !self.rx {
+            self.counters.rx_empty_polls += 1;
+            return 0;
+        }
+        let start = out.len();
         let n = cache.alloc_burst(out, max, self.len);
+        if let Some((frames, next)) = &mut self.templates {
+            let len = self.len as usize;
+            let count = frames.len() / len;
+            for f in &mut out.as_mut_slice()[start..] {
+                f.data_mut().copy_from_slice(&frames[*next * len..(*next + 1) * len]);
+                *next = if *next + 1 == count { 0 } else { *next + 1 };
+            }
+        }
         self.counters.rx_packets += n as u64;
         self.counters.rx_bytes += n as u64 * self.len as u64;
         if n == 0 {

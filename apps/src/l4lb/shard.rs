@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use engine::flow::{FlowIx, FlowKey, FlowTable, InsertError, TimeoutClass};
 use engine::maglev::MaglevTable;
-use engine::nat::{FiveTuple, NatError, NatFrame};
+use engine::nat::{FiveTuple, NatError, NatFrame, NatLayout};
 use engine::wire::{EthernetAddress, Icmpv4Message, IpPair, IpProtocol, TcpFlags};
 use engine::{App, Batch, Ctx, DropReason, Ingress, Instant, PortId, Shard, TxPort, Verdict};
 
@@ -181,8 +181,8 @@ pub struct L4lb {
     nat: NatPorts,
     services: Vec<Service>,
     backends: Vec<Backend>,
-    /// Per-burst scratch: frame index, tuple, TCP flags, key; lookup results.
-    burst: Vec<(usize, FiveTuple, TcpFlags)>,
+    /// Per-burst scratch: frame index and parsed layout, key; lookup results.
+    burst: Vec<(usize, NatLayout)>,
     keys: Vec<FlowKey>,
     hits: Vec<Option<FlowIx>>,
     expired: Vec<(FlowKey, Conn)>,
@@ -446,38 +446,46 @@ impl L4lb {
         let now = cx.now;
         self.burst.clear();
         self.keys.clear();
+        // Pass 1: parse every frame once, keep its layout; ICMP and bad frames are settled here.
+        let mut settled = 0;
         for i in 0..batch.len() {
-            let parsed = NatFrame::new_checked(batch.frames()[i].data()).map(|f| (f.tuple(), f.tcp_flags()));
-            match parsed {
-                Ok((t, flags)) if matches!(t.protocol, IpProtocol::TCP | IpProtocol::UDP) => {
+            let parsed = NatFrame::new_checked(batch.frames()[i].data()).map(|f| f.layout());
+            let v = match parsed {
+                Ok(l) if matches!(l.tuple().protocol, IpProtocol::TCP | IpProtocol::UDP) => {
+                    let t = l.tuple();
                     self.keys.push(FlowKey::from_ips(&t.ips, t.src_port, t.dst_port, t.protocol));
-                    self.burst.push((i, t, flags.unwrap_or(TcpFlags::empty())));
+                    self.burst.push((i, l));
+                    continue;
                 }
-                Ok((t, _)) if t.protocol == IpProtocol::ICMP => {
-                    let v = self.icmp_from_client(&mut batch.frames_mut()[i]);
-                    batch.set_verdict(i, v);
-                }
+                Ok(l) if l.tuple().protocol == IpProtocol::ICMP => self.icmp_from_client(&mut batch.frames_mut()[i]),
                 Ok(_) => {
                     self.counters.drop_unsupported += 1;
-                    batch.set_verdict(i, Verdict::Drop(DropReason::Unsupported));
+                    Verdict::Drop(DropReason::Unsupported)
                 }
-                Err(e) => {
-                    let r = self.count_nat_error(e);
-                    batch.set_verdict(i, Verdict::Drop(r));
-                }
-            }
+                Err(e) => Verdict::Drop(self.count_nat_error(e)),
+            };
+            batch.set_verdict(i, v);
+            settled += 1;
         }
+        // Pass 2: look the whole burst up at once (hash all, prefetch, probe).
         let n = self.keys.len();
         self.flows.lookup_burst(&self.keys, &mut self.hits[..n]);
+        // Pass 3: forward hits, open misses. Once this burst has opened or closed a flow, the
+        // pass-2 results may be stale: from then on a hit is confirmed by its key and a miss is
+        // looked up again.
+        let mut changed = false;
+        let mut all_out = settled == 0;
         for j in 0..n {
-            let (i, t, flags) = self.burst[j];
+            let (i, layout) = self.burst[j];
             let key = self.keys[j];
-            let frame = &mut batch.frames_mut()[i];
-            // The burst's lookup is stale for a flow that an earlier frame of this burst opened
-            // or closed: confirm a hit by its key, and look a miss up again.
-            let mut hit = self.hits[j].filter(|&ix| self.flows.key(ix) == Some(&key));
-            if hit.is_none() {
-                hit = self.flows.lookup(&key);
+            let t = layout.tuple();
+            let flags = layout.tcp_flags().unwrap_or(TcpFlags::empty());
+            let mut hit = self.hits[j];
+            if changed {
+                hit = hit.filter(|&ix| self.flows.key(ix) == Some(&key));
+                if hit.is_none() {
+                    hit = self.flows.lookup(&key);
+                }
             }
             // A new SYN on a flow that is closing is a new connection (the client reused its
             // port): it gets a fresh flow and NAT pair, so the backend never sees it collide
@@ -488,6 +496,7 @@ impl L4lb {
                     self.release(&c);
                 }
                 hit = None;
+                changed = true;
             }
             let mut out = hit.and_then(|ix| self.to_backend_tuple(ix, &t).map(|o| (ix, o)));
             if out.is_none() {
@@ -500,11 +509,13 @@ impl L4lb {
                     self.counters.moved += 1;
                     moving = true;
                 }
-                let client_mac = frame.data()[6..12].try_into().unwrap_or([0; 6]);
+                changed = true;
+                let client_mac = batch.frames()[i].data()[6..12].try_into().unwrap_or([0; 6]);
                 match self.open(key, &t, flags, moving, client_mac, now) {
                     Ok(ix) => out = self.to_backend_tuple(ix, &t).map(|o| (ix, o)),
                     Err(r) => {
                         batch.set_verdict(i, Verdict::Drop(r));
+                        all_out = false;
                         continue;
                     }
                 }
@@ -512,6 +523,7 @@ impl L4lb {
             let Some((ix, (to, mac))) = out else {
                 self.counters.drop_no_backend += 1;
                 batch.set_verdict(i, Verdict::Drop(DropReason::NoRoute));
+                all_out = false;
                 continue;
             };
             self.flows.touch(ix, now);
@@ -519,7 +531,7 @@ impl L4lb {
                 self.client_flags(ix, flags);
             }
             let frame = &mut batch.frames_mut()[i];
-            let v = match NatFrame::new_checked(frame.data_mut()) {
+            let v = match NatFrame::with_layout(frame.data_mut(), layout) {
                 Ok(mut nf) => match nf.rewrite(&to) {
                     Ok(()) => {
                         nf.set_dst_mac(EthernetAddress(mac));
@@ -531,7 +543,22 @@ impl L4lb {
                 },
                 Err(e) => Verdict::Drop(self.count_nat_error(e)),
             };
+            if all_out && v == Verdict::Tx(self.w.to_backend) {
+                continue;
+            }
+            if all_out {
+                // The first frame that does not go to the backends: give the ones before it
+                // their verdict, which was left implicit.
+                for &(k, _) in &self.burst[..j] {
+                    batch.set_verdict(k, Verdict::Tx(self.w.to_backend));
+                }
+                all_out = false;
+            }
             batch.set_verdict(i, v);
+        }
+        if all_out && n > 0 {
+            // Every frame of the burst goes to the backends: one verdict, dispatched in bulk.
+            batch.set_all(Verdict::Tx(self.w.to_backend));
         }
     }
 

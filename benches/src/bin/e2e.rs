@@ -53,6 +53,19 @@ enum Bench {
         #[arg(long)]
         write_md: Option<PathBuf>,
     },
+    /// Engine only: the l4lb NAT over null ports replaying N active UDP flows vs the relay's io
+    /// mode over the same ports, one lcore.
+    Nat {
+        /// Active flows (one frame each per replay pass, random order).
+        #[arg(long, value_delimiter = ',', default_value = "1000,1000000")]
+        flows: Vec<u32>,
+        /// Burst size.
+        #[arg(long, default_value_t = 64)]
+        burst: u32,
+        /// Write the generated section of this Markdown file.
+        #[arg(long)]
+        write_md: Option<PathBuf>,
+    },
     /// veth, copy mode: relay io between d0 and d1 vs dpdk-testpmd's AF_XDP PMD, live-frames
     /// generator on CPU 0, DUT forwarding core on CPU 1, XDP sink counting on s0.
     Tier2 {
@@ -255,6 +268,92 @@ fn testpmd_null_trial(main: usize, fwd: usize, mode: &str, burst: u32, secs: u64
         bail!("no samples from dpdk-testpmd (exit {:?}):\n{}", r.code, r.stderr);
     }
     Ok(steady(&tx))
+}
+
+/// One run of `xskd run` on `config` pinned like tier 1; the steady TX rate (pps).
+fn xskd_config_trial(xskd: &Path, dir: &Path, main: usize, name: &str, config: &str, secs: u64) -> Result<f64> {
+    let cfg = dir.join(format!("{name}.toml"));
+    std::fs::write(&cfg, config)?;
+    let argv: Vec<String> =
+        ["taskset", "-c", &main.to_string(), &xskd.to_string_lossy(), "run", "--config", &cfg.to_string_lossy()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    let r = bounded(&argv, Duration::from_secs(secs + 30))?;
+    if r.code != Some(0) {
+        bail!("xskd ({name}) failed ({:?}): {}", r.code, r.stderr.lines().last().unwrap_or(""));
+    }
+    let tx: Vec<f64> = peers::xskd_periods(&r.stdout).into_iter().map(|(_, tx)| tx).collect();
+    if tx.is_empty() {
+        bail!("no samples from xskd ({name}):\n{}", r.stdout);
+    }
+    Ok(steady(&tx))
+}
+
+fn nat(cli: &Cli, flows: &[u32], burst: u32) -> Result<String> {
+    let xskd = xskd_binary(cli)?;
+    let n = cpus();
+    if n < 2 {
+        bail!("nat needs 2 CPUs: one main/control, one forwarding");
+    }
+    let (main, fwd) = (0, n - 1);
+    let dir = tempdir()?;
+    let mut rows = Vec::new();
+    let mut raw = Vec::new();
+    for &f in flows {
+        let pcap = dir.join(format!("flows-{f}.pcap"));
+        benches::nat::write_flows_pcap(&pcap, f, 0x5eed ^ u64::from(f))?;
+        let (mut lb, mut io) = (Vec::new(), Vec::new());
+        for rep in 0..cli.reps {
+            let a = xskd_config_trial(
+                &xskd,
+                &dir,
+                main,
+                "nat-l4lb",
+                &benches::nat::l4lb_config(&pcap, f, fwd, burst, cli.secs),
+                cli.secs,
+            )?;
+            let b = xskd_config_trial(
+                &xskd,
+                &dir,
+                main,
+                "nat-relay",
+                &benches::nat::relay_config(&pcap, fwd, burst, cli.secs),
+                cli.secs,
+            )?;
+            eprintln!("nat {f} flows rep {rep}: l4lb {:.2} Mpps, relay io {:.2} Mpps", a / 1e6, b / 1e6);
+            lb.push(a / 1e6);
+            io.push(b / 1e6);
+        }
+        let ratios: Vec<f64> = lb.iter().zip(&io).map(|(a, b)| a / b).collect();
+        let (sl, si, sr) = (Summary::of(&lb), Summary::of(&io), Summary::of(&ratios));
+        rows.push(format!(
+            "| {f} | 64 B (60 + FCS), UDP | {burst} | main {main}, forwarding {fwd} | {} | {} | {:.2}× ({:.2}–{:.2}) |",
+            sl.fmt(2),
+            si.fmt(2),
+            sr.median,
+            sr.min,
+            sr.max
+        ));
+        raw.push(json!({ "flows": f, "burst": burst, "frame": 64, "l4lb_mpps": lb, "relay_io_mpps": io,
+                         "ratio": ratios, "main_cpu": main, "fwd_cpu": fwd, "secs": cli.secs }));
+    }
+    std::fs::create_dir_all(&cli.out)?;
+    std::fs::write(cli.out.join("nat.json"), serde_json::to_string_pretty(&json!({ "nat": raw }))?)?;
+    let mut t = format!(
+        "Command: `{}`. Median (min–max) of {} repetitions of {} s, the two systems alternating; null ports (no kernel), one lcore, steady state (every flow established).\n\n",
+        invoked(),
+        cli.reps,
+        cli.secs
+    );
+    t += "| active flows | frame | burst | cores | l4lb NAT Mpps | relay io Mpps | l4lb ÷ relay io |\n|---|---|---|---|---|---|---|\n";
+    for r in rows {
+        t += &r;
+        t.push('\n');
+    }
+    println!("{t}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(t)
 }
 
 fn tier1(cli: &Cli, burst: u32) -> Result<String> {
@@ -845,6 +944,9 @@ fn main() -> Result<()> {
     benches::run::ensure_packages(PACKAGES).context("installing the peers")?;
     match cli.bench {
         Bench::Tier1 { burst, ref write_md } => write_section(write_md.as_deref(), "tier1", &tier1(&cli, burst)?),
+        Bench::Nat { ref flows, burst, ref write_md } => {
+            write_section(write_md.as_deref(), "nat", &nat(&cli, flows, burst)?)
+        }
         Bench::All { ref write_md } => all(&cli, write_md),
         Bench::Gens { ref sizes, ref write_md } => gens(&cli, sizes, write_md.as_deref()),
         Bench::Rfc { ref systems, ref sizes, trial_secs, burst, ref write_md, ref dut, trials, need } => {
