@@ -18,7 +18,7 @@ impl Environment for FakeEnv {
         cpu < 2
     }
     fn app_kinds(&self) -> Vec<String> {
-        vec!["relay".into(), "pktgen".into(), "http".into(), "mcast".into()]
+        vec!["relay".into(), "pktgen".into(), "l4lb".into(), "http".into(), "mcast".into()]
     }
     fn parse_params(
         &self,
@@ -44,7 +44,7 @@ impl Environment for FakeEnv {
         vec![(port, rule)]
     }
     fn port_refs(&self, params: &toml::Table) -> Vec<(String, String)> {
-        ["peer", "backend_port"]
+        ["peer", "client_port", "backend_port"]
             .iter()
             .filter_map(|k| params.get(*k).and_then(|v| v.as_str()).map(|v| (k.to_string(), v.to_string())))
             .collect()
