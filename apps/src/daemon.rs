@@ -258,7 +258,9 @@ fn open_queues<'u>(
                                     r
                                 }
                             };
-                            NullPort::replay(len, frames)
+                            let queues =
+                                plan.lcores.iter().flat_map(|l| &l.queues).filter(|x| x.port == q.port).count();
+                            NullPort::replay_share(len, frames, q.queue as usize % queues.max(1), queues.max(1))
                         }
                         (None, true) => NullPort::new(*len as u32),
                     })

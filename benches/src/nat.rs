@@ -89,6 +89,12 @@ null_rx = false
 
 /// `xskd run` config: the l4lb over the replay port, `flows` capacity, on lcore `lcore`.
 pub fn l4lb_config(replay: &Path, flows: u32, lcore: usize, burst: u32, secs: u64) -> String {
+    l4lb_config_on(replay, flows, &[lcore], burst, secs)
+}
+
+/// The same with one shard per lcore of `lcores`: queue k of both ports on `lcores[k]`, the
+/// replayed flows spread over the queues (see `nic::NullPort::replay_share`).
+pub fn l4lb_config_on(replay: &Path, flows: u32, lcores: &[usize], burst: u32, secs: u64) -> String {
     let snat: Vec<String> =
         (0..snat_addrs(flows)).map(|i| format!("\"{}\"", Ipv4Addr::new(198, 19, 1, i as u8))).collect();
     let backends: Vec<String> =
@@ -98,7 +104,7 @@ pub fn l4lb_config(replay: &Path, flows: u32, lcore: usize, burst: u32, secs: u6
 burst = {burst}
 duration_secs = {secs}
 [umem]
-frames = 16384
+frames = {frames}
 hugepages = "2M"
 {ports}
 [[app]]
@@ -115,19 +121,19 @@ vip = "{VIP}"
 proto = "udp"
 port = 53
 backends = [{backends}]
-[[queue]]
-port = "c"
-lcore = {lcore}
-app = "lb"
-[[queue]]
-port = "b"
-lcore = {lcore}
-app = "lb"
-"#,
+{queues}"#,
+        frames = 16384 * lcores.len(),
         ports = ports(replay),
         snat = snat.join(", "),
-        cap = flows.max(1024),
+        cap = (flows / lcores.len() as u32 + flows / 10).max(1024),
         backends = backends.join(", "),
+        queues = lcores
+            .iter()
+            .enumerate()
+            .map(|(q, l)| format!(
+                "[[queue]]\nport = \"c\"\nqueue = {q}\nlcore = {l}\napp = \"lb\"\n[[queue]]\nport = \"b\"\nqueue = {q}\nlcore = {l}\napp = \"lb\"\n"
+            ))
+            .collect::<String>(),
     )
 }
 

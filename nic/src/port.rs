@@ -299,8 +299,9 @@ impl<'u> Port<'u> for RingPort<'u> {
 pub struct NullPort {
     len: u32,
     counters: PortCounters,
-    /// Replay: `count` frames of `len` bytes back to back, and the next one to hand out.
-    templates: Option<(Arc<[u8]>, usize)>,
+    /// Replay: `count` frames of `len` bytes back to back, the next one to hand out, and the
+    /// step between two (this queue's share, see [`NullPort::replay_share`]).
+    templates: Option<(Arc<[u8]>, usize, usize)>,
     /// False: RX hands out nothing (a TX-only sink).
     rx: bool,
 }
@@ -319,8 +320,19 @@ impl NullPort {
     /// A null port whose RX frames are, in turn and over again, the `frames.len() / len`
     /// frames of `len` bytes stored back to back in `frames`.
     pub fn replay(len: u32, frames: Arc<[u8]>) -> NullPort {
-        assert!(len > 0 && frames.len() >= len as usize, "replay needs at least one frame of {len} bytes");
-        NullPort { len, counters: PortCounters::default(), templates: Some((frames, 0)), rx: true }
+        NullPort::replay_share(len, frames, 0, 1)
+    }
+
+    /// Queue `queue` of `queues` of a replay port: frames `queue`, `queue + queues`, … — the
+    /// frames spread over the queues as RSS spreads flows (a pcap with one frame per flow
+    /// gives each queue a disjoint share of the flows).
+    pub fn replay_share(len: u32, frames: Arc<[u8]>, queue: usize, queues: usize) -> NullPort {
+        let count = frames.len() / len.max(1) as usize;
+        assert!(
+            len > 0 && count > queue && queues > 0,
+            "replay queue {queue} of {queues} needs a frame of {len} bytes"
+        );
+        NullPort { len, counters: PortCounters::default(), templates: Some((frames, queue, queues.max(1))), rx: true }
     }
 }
 
@@ -333,12 +345,15 @@ impl<'u> Port<'u> for NullPort {
         }
         let start = out.len();
         let n = cache.alloc_burst(out, max, self.len);
-        if let Some((frames, next)) = &mut self.templates {
+        if let Some((frames, next, step)) = &mut self.templates {
             let len = self.len as usize;
             let count = frames.len() / len;
             for f in &mut out.as_mut_slice()[start..] {
                 f.data_mut().copy_from_slice(&frames[*next * len..(*next + 1) * len]);
-                *next = if *next + 1 == count { 0 } else { *next + 1 };
+                *next += *step;
+                if *next >= count {
+                    *next %= *step;
+                }
             }
         }
         self.counters.rx_packets += n as u64;

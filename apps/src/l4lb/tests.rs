@@ -610,12 +610,21 @@ mod robustness {
         match kind % 6 {
             0 => (FROM_CLIENT, from_client(tcp((CLIENT, sp), (VIP, 80), TcpFlags::SYN, &[])).bytes),
             1 => (FROM_CLIENT, from_client(udp((CLIENT, sp), (VIP, 53), b"query")).bytes),
-            2 => (FROM_CLIENT, from_client(icmp(CLIENT, VIP, Icmpv4Message::ECHO_REQUEST, 0, [0, 1, 0, 1], b"x")).bytes),
+            2 => {
+                (FROM_CLIENT, from_client(icmp(CLIENT, VIP, Icmpv4Message::ECHO_REQUEST, 0, [0, 1, 0, 1], b"x")).bytes)
+            }
             3 => (FROM_BACKEND, from_backend(bi, udp((backend(bi), 5353), (SNAT, 10000 + sp % 1000), b"a")).bytes),
-            4 => (FROM_BACKEND, from_backend(bi, tcp((backend(bi), 8080), (SNAT, 10000 + sp % 1000), TcpFlags::ACK, b"b")).bytes),
+            4 => (
+                FROM_BACKEND,
+                from_backend(bi, tcp((backend(bi), 8080), (SNAT, 10000 + sp % 1000), TcpFlags::ACK, b"b")).bytes,
+            ),
             _ => {
                 let q = udp((SNAT, 10000 + sp % 1000), (backend(bi), 5353), b"q");
-                (FROM_BACKEND, from_backend(bi, icmp(backend(bi), SNAT, Icmpv4Message::DST_UNREACHABLE, 3, [0; 4], &q[..28])).bytes)
+                (
+                    FROM_BACKEND,
+                    from_backend(bi, icmp(backend(bi), SNAT, Icmpv4Message::DST_UNREACHABLE, 3, [0; 4], &q[..28]))
+                        .bytes,
+                )
             }
         }
     }

@@ -66,6 +66,23 @@ enum Bench {
         #[arg(long)]
         write_md: Option<PathBuf>,
     },
+    /// The same NAT on 1, 2, 4 and 8 lcores (one shard each, flows spread over the queues as
+    /// RSS would), engine only; lcore counts the machine cannot hold (CPU 0 stays the main
+    /// CPU) are reported as skipped.
+    Scale {
+        /// Active flows.
+        #[arg(long, default_value_t = 1_000_000)]
+        flows: u32,
+        /// Lcore counts.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+        lcores: Vec<usize>,
+        /// Burst size.
+        #[arg(long, default_value_t = 64)]
+        burst: u32,
+        /// Write the generated section of this Markdown file.
+        #[arg(long)]
+        write_md: Option<PathBuf>,
+    },
     /// veth, copy mode: relay io between d0 and d1 vs dpdk-testpmd's AF_XDP PMD, live-frames
     /// generator on CPU 0, DUT forwarding core on CPU 1, XDP sink counting on s0.
     Tier2 {
@@ -347,6 +364,60 @@ fn nat(cli: &Cli, flows: &[u32], burst: u32) -> Result<String> {
         cli.secs
     );
     t += "| active flows | frame | burst | cores | l4lb NAT Mpps | relay io Mpps | l4lb ÷ relay io |\n|---|---|---|---|---|---|---|\n";
+    for r in rows {
+        t += &r;
+        t.push('\n');
+    }
+    println!("{t}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(t)
+}
+
+fn scale(cli: &Cli, flows: u32, counts: &[usize], burst: u32) -> Result<String> {
+    let xskd = xskd_binary(cli)?;
+    let n = cpus();
+    let dir = tempdir()?;
+    let pcap = dir.join(format!("flows-{flows}.pcap"));
+    benches::nat::write_flows_pcap(&pcap, flows, 0x5ca1e)?;
+    let mut rows = Vec::new();
+    let mut raw = Vec::new();
+    let mut base: Option<f64> = None;
+    for &l in counts {
+        if l + 1 > n {
+            let why =
+                format!("skipped: {l} lcores need {} CPUs (CPU 0 stays the main CPU); this machine has {n}", l + 1);
+            eprintln!("scale {l}: {why}");
+            rows.push(format!("| {l} | {flows} | – | – | – | {why} |"));
+            raw.push(json!({ "lcores": l, "skipped": why }));
+            continue;
+        }
+        let lcores: Vec<usize> = (1..=l).collect();
+        let mut v = Vec::new();
+        for rep in 0..cli.reps {
+            let cfg = benches::nat::l4lb_config_on(&pcap, flows, &lcores, burst, cli.secs);
+            let r = xskd_config_trial(&xskd, &dir, 0, &format!("scale-{l}"), &cfg, cli.secs)?;
+            eprintln!("scale {l} lcores rep {rep}: {:.2} Mpps", r / 1e6);
+            v.push(r / 1e6);
+        }
+        let s = Summary::of(&v);
+        let b = *base.get_or_insert(s.median / l as f64);
+        rows.push(format!(
+            "| {l} | {flows} | {} | {:.2} | {:.2}× | |",
+            s.fmt(2),
+            s.median / l as f64,
+            s.median / (b * l as f64)
+        ));
+        raw.push(json!({ "lcores": l, "flows": flows, "burst": burst, "mpps": v }));
+    }
+    std::fs::create_dir_all(&cli.out)?;
+    std::fs::write(cli.out.join("scale.json"), serde_json::to_string_pretty(&json!({ "scale": raw }))?)?;
+    let mut t = format!(
+        "Command: `{}`. Engine only (null ports replaying {flows} UDP flows, spread over the queues), one l4lb shard per lcore on CPUs 1…N, CPU 0 main; median (min–max) of {} repetitions of {} s.\n\n",
+        invoked(),
+        cli.reps,
+        cli.secs
+    );
+    t += "| lcores | active flows | Mpps (total) | Mpps per lcore | of linear | note |\n|---|---|---|---|---|---|\n";
     for r in rows {
         t += &r;
         t.push('\n');
@@ -946,6 +1017,9 @@ fn main() -> Result<()> {
         Bench::Tier1 { burst, ref write_md } => write_section(write_md.as_deref(), "tier1", &tier1(&cli, burst)?),
         Bench::Nat { ref flows, burst, ref write_md } => {
             write_section(write_md.as_deref(), "nat", &nat(&cli, flows, burst)?)
+        }
+        Bench::Scale { flows, ref lcores, burst, ref write_md } => {
+            write_section(write_md.as_deref(), "scale", &scale(&cli, flows, lcores, burst)?)
         }
         Bench::All { ref write_md } => all(&cli, write_md),
         Bench::Gens { ref sizes, ref write_md } => gens(&cli, sizes, write_md.as_deref()),
