@@ -14,6 +14,7 @@
 //! * [`xdp`]: the XDP program that steers claimed traffic to the sockets.
 //! * [`netns`]: network namespaces and veth pairs for tests, the demo and benchmarks.
 //! * [`sys`]: checked libc wrappers (syscalls with their errno).
+//! * [`testenv`]: root/tool requirements of tests: skip loudly, or fail under `XSKD_REQUIRE_ROOT=1`.
 //! * [`alloc_count`]: a counting allocator to prove the hot path does not allocate.
 
 pub mod alloc_count;
@@ -25,6 +26,7 @@ pub mod port;
 pub mod ring;
 pub mod sim;
 pub mod sys;
+pub mod testenv;
 pub mod umem;
 pub mod xdp;
 pub mod xdp_tools;

@@ -2,22 +2,15 @@
 //! delivers exactly the frames it says it sent into a counting sink, at a set rate, with
 //! several flows; the forwarder moves frames between two veths. Each test builds its own
 //! namespaces (unique names) with 198.18.0.0/15 addresses, is bounded in time, and cleans up
-//! through `Drop`. Without root each test prints "skipped: needs root".
+//! through `Drop`. Without root each test is skipped through `nic::testenv`
+//! (and fails under `XSKD_REQUIRE_ROOT=1`).
 
-use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use nic::netns::{End, Netns, VethConfig, VethPair};
 use nic::xdp_tools::{AttachMode, LiveGen, LiveRun, SinkAction, XdpForward, XdpSink};
 
-macro_rules! require_root {
-    () => {
-        if std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
-            eprintln!("skipped: needs root");
-            return;
-        }
-    };
-}
+use nic::require_root;
 
 /// A 60-byte IPv4/UDP frame 198.18.0.1:9 -> 198.19.0.1:9 with a zero UDP checksum.
 fn frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {

@@ -2,8 +2,8 @@
 //!
 //! Every test builds its own namespaces and veth pairs (unique names: prefix + pid + counter),
 //! uses only 198.18.0.0/15, is time-bounded (socket timeouts, bounded waits), and tears
-//! everything down through `Drop` even when it fails. Without root each test prints
-//! "skipped: needs root" and returns.
+//! everything down through `Drop` even when it fails. Without root each test is skipped
+//! through `nic::testenv` (and fails under `XSKD_REQUIRE_ROOT=1`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -27,14 +27,7 @@ const PEER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const TIMEOUT: Duration = Duration::from_secs(5);
 const OBJECT_PATH: &str = concat!(env!("OUT_DIR"), "/xskd.bpf.o");
 
-macro_rules! require_root {
-    () => {
-        if std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
-            eprintln!("skipped: needs root");
-            return;
-        }
-    };
-}
+use nic::require_root;
 
 /// Two namespaces joined by a veth pair: `x0` (198.18.0.2/24) in `dut`, `x1` (198.18.0.1/24)
 /// in `peer`, IPv6 off and static neighbours both ways, so the link carries only test traffic.
