@@ -143,6 +143,34 @@ impl<'u> SimWire<'u> {
         true
     }
 
+    /// Posts an RX descriptor for a chunk taken off the fill ring, claiming `len` bytes
+    /// without copying any: with `len` past the end of the chunk, an invalid descriptor whose
+    /// chunk is nonetheless the port's again (what a faulty kernel or driver could hand back).
+    /// Returns `false` (counting nothing) when the RX ring is full or the fill ring empty.
+    pub fn inject_bad_len(&mut self, len: u32) -> bool {
+        if self.rx.prod_free(1) == 0 || self.fill.cons_avail(1) == 0 {
+            return false;
+        }
+        let chunk = self.umem.chunk_of(self.fill.cons_read(0));
+        self.fill.cons_release(1);
+        let addr = chunk + u64::from(self.umem.data_offset());
+        self.rx.prod_write(0, XdpDesc { addr, len, options: 0 });
+        self.rx.prod_submit(1);
+        true
+    }
+
+    /// Posts an RX descriptor for an arbitrary `addr` without taking a fill chunk: with an
+    /// address outside the UMEM, an invalid descriptor that names no chunk of the port's.
+    /// Returns `false` when the RX ring is full.
+    pub fn inject_foreign(&mut self, addr: u64, len: u32) -> bool {
+        if self.rx.prod_free(1) == 0 {
+            return false;
+        }
+        self.rx.prod_write(0, XdpDesc { addr, len, options: 0 });
+        self.rx.prod_submit(1);
+        true
+    }
+
     /// Takes up to `max` frames off the TX ring, hands each one's bytes to `sink`, and posts
     /// their completions. Stops early when the completion ring is full. Returns how many.
     pub fn transmit(&mut self, max: u32, mut sink: impl FnMut(&[u8])) -> u32 {

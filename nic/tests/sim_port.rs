@@ -119,6 +119,36 @@ fn rx_drops_when_fill_ring_starves_and_recovers_after_refill() {
 }
 
 #[test]
+fn invalid_rx_descriptors_are_counted_not_received_and_their_chunks_return() {
+    let u = umem(512);
+    let mut cache = PoolCache::new(&u, 256);
+    let (mut port, mut wire) = sim_port(&u, &mut cache, small());
+    let beyond_umem = 512 * 2048 + 256;
+    assert!(wire.inject(&pkt(0, 60)));
+    assert!(wire.inject_bad_len(u.frame_size() + 1), "a chunk of ours, length past its end");
+    assert!(wire.inject(&pkt(1, 61)));
+    assert!(wire.inject_foreign(beyond_umem, 60), "an address outside the UMEM");
+    assert!(wire.inject(&pkt(2, 62)));
+    let mut batch = FrameBuf::with_capacity(64);
+    assert_eq!(port.rx_burst(&mut cache, &mut batch, 64), 3, "only the valid descriptors are frames");
+    assert_eq!(batch.len(), 3);
+    for (i, f) in batch.iter().enumerate() {
+        assert_eq!(f.data(), &pkt(i as u32, 60 + i)[..], "frame {i}");
+    }
+    let c = *port.counters();
+    assert_eq!((c.rx_packets, c.rx_bytes, c.rx_invalid_descs), (3, 60 + 61 + 62, 2));
+    cache.free_burst(&mut batch);
+    // 512 chunks: 128 went to the fill ring, the simulated kernel took 4 of them (3 valid
+    // frames, 1 bad length), 124 are still there. The bad-length chunk came back with its
+    // descriptor; the foreign address named no chunk of ours, so nothing else is owed.
+    assert_eq!(wire.fill_pending(), 124);
+    assert_eq!(u.free_count() + cache.len() + wire.fill_pending() as usize, 512, "no chunk lost");
+    port.maintain(&mut cache);
+    assert_eq!(port.counters().rx_invalid_descs, 2);
+    assert_eq!(port.rx_burst(&mut cache, &mut batch, 64), 0, "the invalid descriptors were consumed");
+}
+
+#[test]
 fn rx_ring_full_is_counted() {
     let u = umem(256);
     let mut cache = PoolCache::new(&u, 128);
