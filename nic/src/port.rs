@@ -50,7 +50,8 @@ pub struct PortCounters {
     pub fill_short: u64,
     /// Completions reaped.
     pub comp_reaped: u64,
-    /// RX descriptors pointing outside the UMEM (never expected; skipped).
+    /// Invalid RX descriptors (outside the UMEM or past their chunk's end; never expected):
+    /// consumed, not received; see [`RxRing::recv_burst`].
     pub rx_invalid_descs: u64,
     /// Polls that returned no frame.
     pub rx_empty_polls: u64,
@@ -212,8 +213,9 @@ impl<'u> RingPort<'u> {
 
 impl<'u> Port<'u> for RingPort<'u> {
     #[inline]
-    fn rx_burst(&mut self, _cache: &mut PoolCache<'u>, out: &mut FrameBuf<'u>, max: usize) -> usize {
-        let (n, bytes) = self.rx.recv_burst(self.umem, out, max as u32);
+    fn rx_burst(&mut self, cache: &mut PoolCache<'u>, out: &mut FrameBuf<'u>, max: usize) -> usize {
+        let (n, bytes) = self.rx.recv_burst(cache, out, max as u32);
+        self.counters.rx_invalid_descs = self.rx.invalid_descs();
         if n == 0 {
             self.counters.rx_empty_polls += 1;
             if self.need_wakeup && self.fill.needs_wakeup() {
@@ -267,7 +269,6 @@ impl<'u> Port<'u> for RingPort<'u> {
                 self.counters.fill_short += 1;
             }
         }
-        self.counters.rx_invalid_descs = self.rx.invalid_descs();
     }
 
     #[inline]

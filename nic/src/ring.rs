@@ -361,25 +361,41 @@ impl CompRing {
 /// RX ring: the kernel hands us filled chunks.
 pub struct RxRing {
     pub(crate) core: RingCore<XdpDesc>,
-    /// Descriptors outside the UMEM (never expected; counted and skipped, never dereferenced).
+    /// Invalid descriptors seen (see [`RxRing::recv_burst`]).
     pub(crate) invalid: u64,
 }
 
 impl RxRing {
-    /// Takes up to `max` received frames into `out`; returns (frames, bytes).
+    /// Takes up to `max` received frames into `out`; returns (frames, bytes) of the frames
+    /// taken.
+    ///
+    /// A descriptor is invalid when its address lies outside the UMEM or its data runs past the
+    /// end of its chunk. The kernel never posts one (it validates fill-ring addresses before
+    /// use); a faulty driver or kernel could. An invalid descriptor is consumed, counted in
+    /// [`RxRing::invalid_descs`], never dereferenced and not returned as a frame:
+    /// * inside the UMEM, its chunk is ours again (the descriptor hands it back, like any RX
+    ///   descriptor) and goes to `cache`;
+    /// * outside the UMEM, it names no chunk of ours: it is only counted. Whatever chunk the
+    ///   kernel took from the fill ring for it (if any) cannot be identified and stays lost.
     #[inline]
-    pub fn recv_burst<'u>(&mut self, umem: &'u Umem, out: &mut FrameBuf<'u>, max: u32) -> (u32, u64) {
+    pub fn recv_burst<'u>(&mut self, cache: &mut PoolCache<'u>, out: &mut FrameBuf<'u>, max: u32) -> (u32, u64) {
+        let umem = cache.umem();
         let n = self.core.cons_avail(max.min(out.remaining() as u32));
         let limit = umem.region_len() as u64;
         let fs = umem.frame_size() as u64;
         let mut bytes = 0u64;
+        let mut frames = 0u32;
         for i in 0..n {
             let d = self.core.cons_read(i);
             if d.addr >= limit || (d.addr & (fs - 1)) + d.len as u64 > fs {
                 self.invalid += 1;
+                if d.addr < limit {
+                    cache.push_addr(umem.chunk_of(d.addr));
+                }
                 continue;
             }
             bytes += d.len as u64;
+            frames += 1;
             // SAFETY: the address is inside the UMEM (checked) and is one we posted on the fill
             // ring; the kernel hands its ownership back through this descriptor.
             let f = unsafe { Frame::from_desc(umem, d.addr, d.len) };
@@ -389,7 +405,7 @@ impl RxRing {
         if n > 0 {
             self.core.cons_release(n);
         }
-        (n, bytes)
+        (frames, bytes)
     }
 
     /// Ring size.
@@ -397,7 +413,7 @@ impl RxRing {
         self.core.size()
     }
 
-    /// Descriptors that pointed outside the UMEM.
+    /// Invalid descriptors consumed so far (see [`RxRing::recv_burst`]).
     pub fn invalid_descs(&self) -> u64 {
         self.invalid
     }
