@@ -26,7 +26,6 @@ use std::sync::Arc;
 use crate::frame::{Frame, FrameBuf};
 use crate::pool::PoolCache;
 use crate::sys::Mapping;
-use crate::umem::Umem;
 
 /// An AF_XDP descriptor (`struct xdp_desc`).
 pub type XdpDesc = libc::xdp_desc;

@@ -50,9 +50,10 @@ pub struct SimStats {
     pub rx_dropped_ring_full: u64,
     /// Packets dropped because they do not fit a chunk.
     pub rx_dropped_too_big: u64,
-    /// Frames taken off the TX ring.
+    /// Frames taken off the TX ring and sent (completed).
     pub tx_sent: u64,
-    /// TX descriptors that pointed outside the UMEM.
+    /// TX descriptors that were invalid (outside the UMEM, past their chunk's end, or empty):
+    /// consumed without a completion, as the kernel's `tx_invalid_descs`.
     pub tx_invalid_descs: u64,
 }
 
@@ -171,32 +172,43 @@ impl<'u> SimWire<'u> {
         true
     }
 
-    /// Takes up to `max` frames off the TX ring, hands each one's bytes to `sink`, and posts
-    /// their completions. Stops early when the completion ring is full. Returns how many.
+    /// Takes up to `max` descriptors off the TX ring, hands each valid frame's bytes to `sink`,
+    /// and posts their completions. Stops early when the completion ring is full. Returns how
+    /// many descriptors it consumed.
     pub fn transmit(&mut self, max: u32, mut sink: impl FnMut(&[u8])) -> u32 {
+        self.transmit_descs(max, |_, b| sink(b))
+    }
+
+    /// As [`SimWire::transmit`], handing `sink` each descriptor's UMEM address with its bytes.
+    /// Invalid descriptors (outside the UMEM, past their chunk's end, or empty) are consumed and
+    /// counted in `tx_invalid_descs`, never read and never completed, as the kernel does.
+    pub fn transmit_descs(&mut self, max: u32, mut sink: impl FnMut(u64, &[u8])) -> u32 {
         let n = self.tx.cons_avail(max);
+        // Reserve a completion for every descriptor: the kernel also needs completion space
+        // before it looks at a descriptor.
         let n = n.min(self.comp.prod_free(n));
         let limit = self.umem.region_len() as u64;
         let fs = self.umem.frame_size() as u64;
+        let mut done = 0;
         for i in 0..n {
             let d = self.tx.cons_read(i);
-            if d.addr >= limit || (d.addr & (fs - 1)) + d.len as u64 > fs {
+            if d.len == 0 || d.addr >= limit || (d.addr & (fs - 1)) + d.len as u64 > fs {
                 self.stats.tx_invalid_descs += 1;
-            } else {
-                // SAFETY: the descriptor lies inside one chunk of the live region (checked); the
-                // chunk belongs to the kernel side until its completion is posted below.
-                let bytes = unsafe {
-                    std::slice::from_raw_parts(self.umem.base().as_ptr().add(d.addr as usize), d.len as usize)
-                };
-                sink(bytes);
+                continue;
             }
-            self.comp.prod_write(i, d.addr);
+            // SAFETY: the descriptor lies inside one chunk of the live region (checked); the
+            // chunk belongs to the kernel side until its completion is posted below.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(self.umem.base().as_ptr().add(d.addr as usize), d.len as usize) };
+            sink(d.addr, bytes);
+            self.comp.prod_write(done, d.addr);
+            done += 1;
         }
         if n > 0 {
             self.tx.cons_release(n);
-            self.comp.prod_submit(n);
+            self.comp.prod_submit(done);
         }
-        self.stats.tx_sent += n as u64;
+        self.stats.tx_sent += done as u64;
         n
     }
 
