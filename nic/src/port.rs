@@ -246,7 +246,7 @@ impl<'u> RingPort<'u> {
             return Err(frame);
         }
         // The descriptor now stands for the chunk: the handle goes, as in TxRing::send_burst.
-        std::mem::forget(frame);
+        let _sent = frame;
         self.invalid_tx_frames += 1;
         self.pending += 1;
         Ok(())
@@ -336,6 +336,17 @@ impl<'u> RingPort<'u> {
         let reaped = self.counters.comp_reaped + u64::from(r.completions) - self.comp.invalid_completions();
         let invalid_kept = self.invalid_tx_frames.saturating_sub(reaped.saturating_sub(self.counters.tx_packets));
         r.kept_by_kernel += (in_flight + invalid_kept) as u32;
+        let cons = self.tx.core.published_consumer();
+        for i in 0..self.tx.outstanding() {
+            let d = self.tx.core.read_at(cons.wrapping_add(i));
+            // A zero-copy driver may still take these: they stay its.
+            if copy_mode && self.umem.desc_is_valid(d.addr, d.len) {
+                cache.push_addr(self.umem.chunk_of(d.addr));
+                r.tx_unsent += 1;
+            } else if !copy_mode {
+                r.kept_by_kernel += 1;
+            }
+        }
         // (2) RX.
         let mut buf = FrameBuf::with_capacity(self.rx.size() as usize);
         loop {

@@ -300,3 +300,93 @@ fn sim_kernel_on_another_thread() {
         }
     });
 }
+
+#[test]
+fn rx_kicks_only_when_the_fill_ring_asks() {
+    let u = umem(512);
+    let mut cache = PoolCache::new(&u, 256);
+    let (mut port, wire) = sim_port(&u, &mut cache, small());
+    let mut batch = FrameBuf::with_capacity(64);
+    // Flag clear: empty polls and idle kicks make no syscall.
+    for _ in 0..5 {
+        assert_eq!(port.rx_burst(&mut cache, &mut batch, 64), 0);
+        port.idle_kick();
+    }
+    assert_eq!((wire.rx_kicks(), port.counters().rx_wakeups), (0, 0));
+    // Flag set (a zero-copy driver out of fill entries): every empty poll and idle kick wakes
+    // the kernel once.
+    wire.set_fill_needs_wakeup(true);
+    assert!(port.fill_needs_wakeup());
+    assert_eq!(port.rx_burst(&mut cache, &mut batch, 64), 0);
+    port.idle_kick();
+    assert_eq!((wire.rx_kicks(), port.counters().rx_wakeups), (2, 2));
+    wire.set_fill_needs_wakeup(false);
+    port.idle_kick();
+    assert_eq!(wire.rx_kicks(), 2);
+}
+
+#[test]
+fn without_need_wakeup_every_flush_with_news_kicks() {
+    let u = umem(512);
+    let mut cache = PoolCache::new(&u, 256);
+    let cfg = SimConfig { need_wakeup: false, ..small() };
+    let (mut port, mut wire) = sim_port(&u, &mut cache, cfg);
+    wire.set_tx_needs_wakeup(false); // ignored by a port without need_wakeup
+    wire.set_fill_needs_wakeup(true); // likewise
+    let mut batch = FrameBuf::with_capacity(64);
+    for round in 1..=5 {
+        assert!(cache.alloc_bulk(&mut batch, 8, 60));
+        port.tx_burst(&mut cache, &mut batch);
+        port.flush();
+        assert_eq!(wire.tx_kicks(), round);
+        wire.transmit(64, |_| {});
+        port.flush(); // nothing new, nothing outstanding
+        assert_eq!(wire.tx_kicks(), round);
+        port.maintain(&mut cache);
+    }
+    assert_eq!(port.rx_burst(&mut cache, &mut batch, 64), 0);
+    port.idle_kick();
+    assert_eq!(wire.rx_kicks(), 0, "no RX kicks without need_wakeup (and without busy polling)");
+}
+
+#[test]
+fn invalid_fill_addresses_are_skipped_like_the_kernel_does() {
+    let u = umem(64);
+    let mut cache = PoolCache::new(&u, 64);
+    let cfg = SimConfig { rx_size: 128, tx_size: 64, fill_size: 128, comp_size: 64, need_wakeup: true };
+    let (mut port, mut wire) = sim_port(&u, &mut cache, cfg);
+    assert_eq!(wire.fill_pending(), 64, "all 64 chunks posted");
+    assert!(port.post_invalid_fill(64 * 2048));
+    for i in 0..64 {
+        assert!(wire.inject(&pkt(i, 60)));
+    }
+    // The 65th consumes the invalid entry, skips it, and finds the ring empty.
+    assert!(!wire.inject(&pkt(64, 60)));
+    let s = wire.stats();
+    assert_eq!((s.rx_delivered, s.rx_fill_invalid_descs, s.rx_dropped_fill_empty), (64, 1, 1));
+    let mut batch = FrameBuf::with_capacity(64);
+    assert_eq!(port.rx_burst(&mut cache, &mut batch, 64), 64);
+    assert_eq!(port.counters().rx_invalid_descs, 0, "no invalid RX descriptor ever reached the port");
+    cache.free_burst(&mut batch);
+}
+
+/// `close` on a simulated port: frames left on every ring come back, once.
+#[test]
+fn close_returns_every_chunk_once() {
+    let u = umem(512);
+    let mut cache = PoolCache::new(&u, 256);
+    let (mut port, mut wire) = sim_port(&u, &mut cache, small());
+    // 10 received and sent back, of which the wire transmits 4 (completions not reaped); 5
+    // more left on the RX ring; the fill ring partly consumed.
+    for i in 0..15 {
+        assert!(wire.inject(&pkt(i, 60)));
+    }
+    let mut batch = FrameBuf::with_capacity(64);
+    assert_eq!(port.rx_burst(&mut cache, &mut batch, 10), 10);
+    assert_eq!(port.tx_burst(&mut cache, &mut batch), 10);
+    assert_eq!(wire.transmit(4, |_| {}), 4);
+    let r = port.close(&mut cache, std::time::Duration::from_secs(1));
+    assert_eq!(r, nic::port::Reclaimed { rx: 5, completions: 4, tx_unsent: 6, fill: 128 - 15, kept_by_kernel: 0 });
+    drop(cache);
+    assert_eq!(u.check_free_list(), Ok(512));
+}

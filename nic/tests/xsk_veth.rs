@@ -26,6 +26,7 @@ use common::{
 };
 use nic::frame::FrameBuf;
 use nic::mem::{PageSize, Region};
+use nic::netns::VethConfig;
 use nic::pool::PoolCache;
 use nic::port::{Port, Reclaimed, RingPort};
 use nic::require_root;
@@ -106,24 +107,6 @@ fn assert_datagrams(frames: &FrameBuf<'_>, seqs: std::ops::Range<u64>, frame_len
         assert_eq!(f.len(), frame_len, "datagram {seq}: frame length");
         assert!(udp_payload(f.data()) == payload(seq, frame_len - 42), "datagram {seq}: bytes differ");
     }
-}
-
-/// Turns each received datagram around (MACs, addresses and ports swapped: checksums stay
-/// valid) and posts it on `port`'s TX ring; returns how many were posted.
-fn reflect<'u>(port: &mut RingPort<'u>, cache: &mut PoolCache<'u>, frames: &mut FrameBuf<'u>) -> usize {
-    for f in frames.iter_mut() {
-        let d = f.data_mut();
-        for i in 0..6 {
-            d.swap(i, 6 + i);
-        }
-        for i in 0..4 {
-            d.swap(26 + i, 30 + i);
-        }
-        for i in 0..2 {
-            d.swap(34 + i, 36 + i);
-        }
-    }
-    port.tx_burst(cache, frames)
 }
 
 /// Flushes `port` until the kernel took every TX descriptor and completed every frame posted
@@ -363,4 +346,299 @@ fn invalid_tx_descriptors_are_refused_by_the_kernel() {
     assert_eq!(r.kept_by_kernel, kept, "{r:?}");
     drop(cache);
     assert_eq!(u.check_free_list(), Ok(u.frame_count() as usize - kept as usize));
+}
+
+/// The invalid-RX case as far as a real socket allows. The kernel writes an RX descriptor only
+/// for a chunk it took from the fill ring after checking the address, so it never posts an
+/// invalid one, and `rx_invalid_descs` (which counts on the RX ring) cannot move. What can be
+/// provoked is an invalid *fill* address: the kernel consumes it, skips it (counting it in the
+/// fill queue's own invalid counter, which `XDP_STATISTICS` does not export) and receives into
+/// the next entry. An invalid RX descriptor reaching `RxRing::recv_burst` is covered with the
+/// simulated kernel (`sim_port.rs`).
+#[test]
+fn invalid_fill_addresses_are_skipped_by_the_kernel() {
+    require_root!();
+    let pair = Pair::new();
+    let _in_dut = pair.dut.enter().expect("enter dut");
+    let u = umem(256, 2048, 0);
+    let mut cache = PoolCache::new(&u, 128);
+    let mut held = empty_the_pool(&u, &mut cache);
+    let mut port = RingPort::open_xsk(&u, &mut cache, &cfg(0, 64, 64, 64, 64)).expect("open");
+    let mut prog = attach(&pair, &[&port]);
+
+    // Fill ring: [outside the UMEM, one chunk of ours].
+    assert!(port.post_invalid_fill(u64::from(u.frame_count()) * 2048 + 4096));
+    let one = held.pop().expect("frame");
+    let chunk = one.chunk_addr();
+    cache.free(one);
+    port.maintain(&mut cache);
+    assert_eq!(port.fill_level(), 2);
+
+    assert_eq!(send_seq(&pair.peer, 40003, to_dut(), 0..1, 60), 1);
+    let mut got = receive(&mut port, &mut cache, 1);
+    assert_datagrams(&got, 0..1, 60);
+    assert_eq!(got[0].chunk_addr(), chunk, "received into the entry after the invalid one");
+    let st = stats(&port);
+    assert_eq!((st.rx_invalid_descs, st.rx_dropped, st.rx_fill_ring_empty_descs), (0, 0, 0), "{st:?}");
+    assert_eq!(port.counters().rx_invalid_descs, 0);
+    // The invalid entry was consumed, not kept: the fill ring is now empty.
+    assert_eq!(send_seq(&pair.peer, 40003, to_dut(), 1..2, 60), 1);
+    assert!(eventually(|| stats(&port).rx_fill_ring_empty_descs == 1), "{:?}", stats(&port));
+
+    cache.free_burst(&mut got);
+    cache.free_burst(&mut held);
+    prog.unregister_socket(0).expect("unregister");
+    close_and_check_pool(port, cache, &u);
+}
+
+/// Receives 1514-byte frames into chunks with UMEM headroom `headroom` and sends 1514-byte
+/// frames from them: the data sits at headroom + 256 on both paths and every byte arrives.
+fn headroom_round_trip(headroom: u32, frame_size: u32) {
+    let pair = Pair::new();
+    let _in_dut = pair.dut.enter().expect("enter dut");
+    let rx = udp_listener(&pair.peer, PEER_ADDR, PEER_PORT);
+    let u = umem(512, frame_size, headroom);
+    assert_eq!(u.data_offset(), headroom + 256);
+    let mut cache = PoolCache::new(&u, 128);
+    let mut port = RingPort::open_xsk(&u, &mut cache, &cfg(0, 64, 64, 128, 64)).expect("open");
+    let mut prog = attach(&pair, &[&port]);
+
+    assert_eq!(send_seq(&pair.peer, 40004, to_dut(), 0..20, 1514), 20);
+    let mut got = receive(&mut port, &mut cache, 20);
+    assert_datagrams(&got, 0..20, 1514);
+    for f in got.iter() {
+        assert_eq!(f.desc_addr() - f.chunk_addr(), u64::from(headroom) + 256, "the kernel's data offset");
+        assert_eq!(f.headroom(), (headroom + 256) as usize);
+    }
+    cache.free_burst(&mut got);
+
+    let mut out = frames_to_peer(&pair, &mut cache, 0..20, 1514);
+    assert!(out.iter().all(|f| f.desc_addr() - f.chunk_addr() == u64::from(headroom) + 256));
+    assert_eq!(port.tx_burst(&mut cache, &mut out), 20);
+    drain_tx(&mut port, &mut cache);
+    assert_peer_got(&rx, 0..20, 1514);
+    let st = stats(&port);
+    assert_eq!(st, XdpStatistics { tx_ring_empty_descs: st.tx_ring_empty_descs, ..Default::default() }, "no drops");
+
+    prog.unregister_socket(0).expect("unregister");
+    close_and_check_pool(port, cache, &u);
+}
+
+#[test]
+fn headroom_256_carries_1514_byte_frames_both_ways() {
+    require_root!();
+    headroom_round_trip(256, 2048);
+}
+
+#[test]
+fn headroom_300_carries_1514_byte_frames_both_ways_in_4k_chunks() {
+    require_root!();
+    headroom_round_trip(300, 4096);
+}
+
+/// With headroom 300 a 2048-byte chunk holds 2048 - 300 - 256 = 1492 bytes: the kernel drops
+/// 1514-byte frames (`rx_dropped`) and still delivers small ones. The headroom is the
+/// kernel's, not only ours.
+#[test]
+fn headroom_300_in_2k_chunks_makes_the_kernel_drop_full_size_frames() {
+    require_root!();
+    let pair = Pair::new();
+    let _in_dut = pair.dut.enter().expect("enter dut");
+    let u = umem(256, 2048, 300);
+    let mut cache = PoolCache::new(&u, 128);
+    let mut port = RingPort::open_xsk(&u, &mut cache, &cfg(0, 64, 64, 64, 64)).expect("open");
+    let mut prog = attach(&pair, &[&port]);
+    assert_eq!(send_seq(&pair.peer, 40005, to_dut(), 0..10, 1514), 10);
+    assert_eq!(send_seq(&pair.peer, 40005, to_dut(), 10..15, 1492), 5);
+    assert!(eventually(|| prog.stats().expect("prog stats").redirected == 15));
+    let mut got = receive(&mut port, &mut cache, 5);
+    assert_datagrams(&got, 10..15, 1492);
+    let st = stats(&port);
+    assert_eq!((st.rx_dropped, st.rx_ring_full, st.rx_fill_ring_empty_descs), (10, 0, 0), "{st:?}");
+    cache.free_burst(&mut got);
+    prog.unregister_socket(0).expect("unregister");
+    close_and_check_pool(port, cache, &u);
+}
+
+/// Sends datagrams `seqs` to the DUT in rounds of at most 200, each round waiting until the
+/// XDP program saw it (a veth RX ring holds 256 frames: a faster sender would make the link
+/// drop, which is not what these tests measure).
+fn send_paced(pair: &Pair, prog: &XdpProgram, sport: u16, seqs: std::ops::Range<u64>, len: usize) {
+    let base = prog.stats().expect("prog stats").redirected - seqs.start;
+    let mut next = seqs.start;
+    while next < seqs.end {
+        let end = (next + 200).min(seqs.end);
+        assert_eq!(send_seq(&pair.peer, sport, to_dut(), next..end, len), end - next);
+        assert!(eventually(|| prog.stats().expect("prog stats").redirected == base + end), "round up to {end}");
+        next = end;
+    }
+}
+
+/// All four rings of `size` slots (the configuration accepts 64..=16384): the kernel binds
+/// them, the RX ring holds exactly `size` frames, the TX ring takes exactly `size`
+/// descriptors, and traffic passes both ways.
+fn ring_sizes_bind_and_pass_traffic(size: u32) {
+    let pair = Pair::new();
+    let _in_dut = pair.dut.enter().expect("enter dut");
+    let rx = udp_listener(&pair.peer, PEER_ADDR, PEER_PORT);
+    let u = umem(2 * size + 512, 2048, 0);
+    let mut cache = PoolCache::new(&u, 512);
+    let mut port = RingPort::open_xsk(&u, &mut cache, &cfg(0, size, size, size, size)).expect("open");
+    assert_eq!(port.fill_level(), size);
+    let prog = attach(&pair, &[&port]);
+
+    // RX: `size` + 100 frames without looking: exactly `size` fit (then the fill ring is empty
+    // too); the kernel counts the other 100.
+    let n = u64::from(size) + 100;
+    send_paced(&pair, &prog, 40006, 0..n, 60);
+    let st = stats(&port);
+    let mut got = receive(&mut port, &mut cache, n as usize);
+    assert_eq!(got.len(), size as usize, "{st:?}");
+    assert_eq!(st.rx_dropped + st.rx_ring_full, 100, "{st:?}");
+    assert_datagrams(&got, 0..u64::from(size), 60);
+    cache.free_burst(&mut got);
+
+    // TX: the ring takes exactly `size`, all of which reach the peer.
+    let peer0 = link_stats(&pair.peer, common::PEER_IF);
+    let mut out = frames_to_peer(&pair, &mut cache, 0..u64::from(size) + 10, 60);
+    assert_eq!(port.tx_burst(&mut cache, &mut out), size as usize);
+    assert_eq!(out.len(), 10);
+    drain_tx(&mut port, &mut cache);
+    assert_eq!(port.counters().comp_reaped, u64::from(size));
+    let peer = link_stats(&pair.peer, common::PEER_IF);
+    assert_eq!((peer.rx_packets - peer0.rx_packets, peer.rx_dropped - peer0.rx_dropped), (u64::from(size), 0));
+    if size <= 1024 {
+        assert_peer_got(&rx, 0..u64::from(size), 60);
+    }
+    cache.free_burst(&mut out);
+
+    let mut prog = prog;
+    prog.unregister_socket(0).expect("unregister");
+    close_and_check_pool(port, cache, &u);
+}
+
+#[test]
+fn smallest_rings_bind_and_pass_traffic() {
+    require_root!();
+    ring_sizes_bind_and_pass_traffic(64);
+}
+
+#[test]
+fn largest_rings_bind_and_pass_traffic() {
+    require_root!();
+    ring_sizes_bind_and_pass_traffic(16384);
+}
+
+/// `need_wakeup = false`: the port kicks on every flush with something new, whatever the
+/// rings' flags say, and traffic passes both ways.
+#[test]
+fn without_need_wakeup_traffic_passes_both_ways() {
+    require_root!();
+    let pair = Pair::new();
+    let _in_dut = pair.dut.enter().expect("enter dut");
+    let rx = udp_listener(&pair.peer, PEER_ADDR, PEER_PORT);
+    let u = umem(1024, 2048, 0);
+    let mut cache = PoolCache::new(&u, 256);
+    let c = XskConfig { need_wakeup: false, ..cfg(0, 256, 256, 512, 256) };
+    let mut port = RingPort::open_xsk(&u, &mut cache, &c).expect("open");
+    assert!(!port.uses_need_wakeup());
+    assert!(!port.socket().expect("socket").need_wakeup());
+    let mut prog = attach(&pair, &[&port]);
+
+    for round in 0..3 {
+        let seqs = round * 200..(round + 1) * 200;
+        send_paced(&pair, &prog, 40007, seqs.clone(), 60);
+        let mut got = receive(&mut port, &mut cache, 200);
+        assert_datagrams(&got, seqs, 60);
+        cache.free_burst(&mut got);
+    }
+    // Without XDP_USE_NEED_WAKEUP the kernel never sets the fill ring's flag. It may still set
+    // the TX ring's (6.18 does, at bind: "TX needs to be woken up the first time"); the port
+    // does not look at either, and kicks on every flush with something new.
+    assert!(!port.fill_needs_wakeup());
+    eprintln!("TX ring need_wakeup flag without XDP_USE_NEED_WAKEUP: {}", port.tx_needs_wakeup());
+
+    let mut out = frames_to_peer(&pair, &mut cache, 0..200, 60);
+    let mut flushes_with_news = 0;
+    while !out.is_empty() {
+        let mut part = FrameBuf::with_capacity(50);
+        part.append_from(&mut out);
+        assert_eq!(port.tx_burst(&mut cache, &mut part), 50);
+        port.flush();
+        flushes_with_news += 1;
+        port.maintain(&mut cache);
+    }
+    assert_eq!(port.counters().tx_kicks, flushes_with_news, "one kick per flush with new frames");
+    drain_tx(&mut port, &mut cache);
+    assert_peer_got(&rx, 0..200, 60);
+    let st = stats(&port);
+    assert_eq!(st, XdpStatistics { tx_ring_empty_descs: st.tx_ring_empty_descs, ..Default::default() }, "no drops");
+
+    prog.unregister_socket(0).expect("unregister");
+    close_and_check_pool(port, cache, &u);
+}
+
+/// Two queues of one veth (2 channels), one socket each on one shared UMEM. The peer's
+/// kernel spreads 64 flows over its two TX queues by flow hash, which on a veth are the DUT's
+/// two RX queues; the veth's own per-queue counters (`ethtool -S`) say how many frames each
+/// queue redirected, and each socket must have received exactly those, every datagram once.
+#[test]
+fn two_queues_share_the_umem_and_are_accounted_per_queue() {
+    require_root!();
+    let pair = Pair::with(VethConfig { queues: Some(2), ..VethConfig::default() });
+    let _in_dut = pair.dut.enter().expect("enter dut");
+    let rx = udp_listener(&pair.peer, PEER_ADDR, PEER_PORT);
+    let u = umem(2048, 2048, 0);
+    let mut cache = PoolCache::new(&u, 256);
+    let mut q0 = RingPort::open_xsk(&u, &mut cache, &cfg(0, 512, 256, 512, 256)).expect("open queue 0");
+    let mut q1 = RingPort::open_xsk(&u, &mut cache, &cfg(1, 512, 256, 512, 256)).expect("open queue 1");
+    assert!(!q0.socket().expect("socket").shares_umem() && q1.socket().expect("socket").shares_umem());
+    let mut prog = attach(&pair, &[&q0, &q1]);
+    let redirected = |q: u32| common::ethtool_stat(&pair.dut, DUT_IF, &format!("rx_queue_{q}_xdp_redirect"));
+    let before = [redirected(0), redirected(1)];
+
+    // 64 flows (source ports), 4 datagrams each, sequence numbers unique over all.
+    const FLOWS: u64 = 64;
+    let mut seq = 0;
+    for round in 0..4 {
+        for flow in 0..FLOWS {
+            assert_eq!(send_seq(&pair.peer, 41000 + flow as u16, to_dut(), seq..seq + 1, 60), 1, "round {round}");
+            seq += 1;
+        }
+        assert!(eventually(|| prog.stats().expect("prog stats").redirected == seq));
+    }
+    let per_queue = [redirected(0) - before[0], redirected(1) - before[1]];
+    assert_eq!(per_queue[0] + per_queue[1], seq, "the veth redirected every frame: {per_queue:?}");
+    assert!(per_queue[0] > 0 && per_queue[1] > 0, "64 flows hash onto both queues: {per_queue:?}");
+    let mut got0 = receive(&mut q0, &mut cache, per_queue[0] as usize);
+    let mut got1 = receive(&mut q1, &mut cache, per_queue[1] as usize);
+    assert_eq!([got0.len() as u64, got1.len() as u64], per_queue, "each socket got its queue's frames");
+    assert_eq!((q0.counters().rx_packets, q1.counters().rx_packets), (per_queue[0], per_queue[1]));
+    let mut seqs: Vec<u64> = got0
+        .iter()
+        .chain(got1.iter())
+        .map(|f| u64::from_be_bytes(udp_payload(f.data())[..8].try_into().expect("seq")))
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..seq).collect::<Vec<_>>(), "every datagram once");
+    cache.free_burst(&mut got0);
+    cache.free_burst(&mut got1);
+
+    // Both sockets transmit from the shared UMEM.
+    let mut a = frames_to_peer(&pair, &mut cache, 0..50, 60);
+    let mut b = frames_to_peer(&pair, &mut cache, 50..100, 60);
+    assert_eq!(q0.tx_burst(&mut cache, &mut a), 50);
+    drain_tx(&mut q0, &mut cache);
+    assert_eq!(q1.tx_burst(&mut cache, &mut b), 50);
+    drain_tx(&mut q1, &mut cache);
+    assert_peer_got(&rx, 0..100, 60);
+    for q in [&q0, &q1] {
+        assert_eq!((stats(q).rx_dropped, stats(q).rx_ring_full, stats(q).tx_invalid_descs), (0, 0, 0));
+    }
+
+    prog.unregister_socket(0).expect("unregister");
+    prog.unregister_socket(1).expect("unregister");
+    let r1 = q1.close(&mut cache, TIMEOUT);
+    close_and_check_pool(q0, cache, &u);
+    assert_eq!(r1.kept_by_kernel, 0, "{r1:?}");
 }

@@ -188,7 +188,18 @@ pub fn send_seq(ns: &Netns, sport: u16, dst: SocketAddr, seqs: std::ops::Range<u
         let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, sport))?;
         let mut n = 0;
         for seq in seqs {
-            s.send_to(&payload(seq, frame_len - 42), dst)?;
+            // A veth whose peer ring is full stops its queue, and a sender on a noqueue device
+            // then gets ENOBUFS: wait for room (bounded), as a sender with a qdisc would.
+            let end = Instant::now() + TIMEOUT;
+            loop {
+                match s.send_to(&payload(seq, frame_len - 42), dst) {
+                    Ok(_) => break,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) && Instant::now() < end => {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(e) => return Err(std::io::Error::other(format!("datagram {seq} to {dst}: {e}"))),
+                }
+            }
             n += 1;
         }
         Ok(n)
