@@ -51,12 +51,7 @@ fn complaint(packet: &str) -> Option<&'static str> {
     if !packet.contains("[udp sum ok]") {
         return Some("no verified UDP checksum");
     }
-    for bad in ["bad cksum", "bad udp cksum", "truncated", "[|", "bad-len", "invalid"] {
-        if packet.contains(bad) {
-            return Some(bad);
-        }
-    }
-    None
+    ["bad cksum", "bad udp cksum", "truncated", "[|", "bad-len", "invalid"].into_iter().find(|bad| packet.contains(bad))
 }
 
 /// Every complaint about `file`, one line each.
