@@ -8,7 +8,8 @@
 //! * the live-frames engine's count reaches an XDP receiver exactly.
 //!
 //! Each test builds its own namespaces (unique names), uses 198.18.0.0/15 only, is bounded in
-//! time and tears everything down through `Drop`. Without root each test prints "skipped".
+//! time and tears everything down through `Drop`. Without root each test is skipped through
+//! `nic::testenv` (and fails under `XSKD_REQUIRE_ROOT=1`).
 
 mod common;
 
@@ -18,14 +19,7 @@ use std::time::{Duration, Instant};
 use nic::netns::{format_mac, End, Netns, VethConfig, VethPair};
 use nic::xdp_tools::{AttachMode, SinkAction, XdpForward, XdpSink};
 
-macro_rules! require_root {
-    () => {
-        if !common::is_root() {
-            eprintln!("skipped: needs root");
-            return;
-        }
-    };
-}
+use nic::require_root;
 
 /// The tests of this file run one at a time: a flat-out generator in one would disturb the
 /// rate measured in another on a 2-core machine.

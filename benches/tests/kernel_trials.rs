@@ -3,26 +3,23 @@
 //! counters agree. Every trial builds its own namespaces (unique names, 198.18.0.0/15) and
 //! removes them on drop; the trials run one at a time (a lock), since they would otherwise
 //! compete for the same two cores. Results are printed as JSON on stderr (`--nocapture`).
-//! Without root each test prints "skipped: needs root"; trafgen runs are skipped when trafgen
-//! is not installed.
+//! Without root each test is skipped, and the trafgen runs are skipped when trafgen is not
+//! installed, through `nic::testenv` (both fail under `XSKD_REQUIRE_ROOT=1`).
 
-use std::os::unix::fs::MetadataExt;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use benches::crossgen::{self, Amount, CrossOpts, GenKind, GenSpec, MAX_REL_DIFF};
 use benches::kfwd::{self, KfwdOpts};
-use benches::run::{cpus, have};
+use benches::run::cpus;
 use benches::xdpceil::{self, CeilOpts, Ceiling};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn root() -> bool {
-    let ok = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) == 0;
-    if !ok {
-        eprintln!("skipped: needs root");
-    }
-    ok
+/// Whether the trafgen runs of `test` can run (skipped, or failed under `XSKD_REQUIRE_ROOT=1`,
+/// without trafgen).
+fn trafgen(test: &str) -> bool {
+    nic::testenv::require_tool(test, "trafgen")
 }
 
 /// The second core for receive/forward work, when there is one.
@@ -36,22 +33,18 @@ fn show<T: serde::Serialize>(what: &str, t: &T) {
 
 #[test]
 fn crossgen_generators_agree_with_the_receivers_kernel_counters() {
-    if !root() {
-        return;
-    }
+    nic::require_root!();
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut runs = vec![
         (GenKind::Sendmmsg, 60, Amount::Count(600_000)),
         (GenKind::Sendmmsg, 1514, Amount::Count(600_000)),
         (GenKind::Sendmmsg, 60, Amount::For(Duration::from_secs(2))),
     ];
-    if have("trafgen") {
+    if trafgen(nic::fn_path!()) {
         runs.splice(
             0..0,
             [(GenKind::Trafgen, 60, Amount::Count(1_000_000)), (GenKind::Trafgen, 1514, Amount::Count(1_000_000))],
         );
-    } else {
-        eprintln!("trafgen not installed: trafgen runs skipped");
     }
     for (kind, len, amount) in runs {
         let o = CrossOpts { gen: GenSpec { kind, len, amount, cpu: 0 }, rx_cpu: other_cpu() };
@@ -78,12 +71,10 @@ fn crossgen_generators_agree_with_the_receivers_kernel_counters() {
 
 #[test]
 fn kernel_forwarding_reaches_the_sink() {
-    if !root() {
-        return;
-    }
+    nic::require_root!();
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut gens = vec![GenKind::Sendmmsg];
-    if have("trafgen") {
+    if trafgen(nic::fn_path!()) {
         gens.insert(0, GenKind::Trafgen);
     }
     for gen in gens {
@@ -115,9 +106,7 @@ fn kernel_forwarding_reaches_the_sink() {
 
 #[test]
 fn xdp_forward_and_drop_ceilings() {
-    if !root() {
-        return;
-    }
+    nic::require_root!();
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut placements = vec![None];
     if let Some(c) = other_cpu() {

@@ -242,9 +242,43 @@ mod tests {
         assert_eq!(bucket_label(9), "256+");
     }
 
+    /// Each lcore's counters start on a cache line and cover whole lines, so neighbours (in an
+    /// array, or fields next to them) never share a line with them.
     #[test]
-    fn counters_fill_a_cache_line() {
-        assert_eq!(std::mem::align_of::<LcoreCounters>(), 64);
+    fn counters_own_whole_cache_lines() {
+        let v = [LcoreCounters::default(), LcoreCounters::default()];
+        let (a, b) = (&v[0] as *const LcoreCounters as usize, &v[1] as *const LcoreCounters as usize);
+        let size = std::mem::size_of::<LcoreCounters>();
+        assert_eq!(a % 64, 0, "starts on a line");
+        assert_eq!(size % 64, 0, "covers whole lines");
+        assert!((a + size - 1) / 64 < b / 64, "the last line of one is not the first of the next");
+    }
+
+    #[test]
+    fn port_totals_sum_every_counter_over_the_queues() {
+        // Distinct values per field and queue, written out field by field: a field that
+        // port_totals forgets, or a new field, shows up here (no `..Default::default()`).
+        let q = |k: u64| PortCounters {
+            rx_packets: k,
+            rx_bytes: 2 * k,
+            tx_packets: 3 * k,
+            tx_bytes: 4 * k,
+            tx_kicks: 5 * k,
+            tx_kicks_busy: 6 * k,
+            tx_kick_errors: 7 * k,
+            rx_wakeups: 8 * k,
+            rx_wakeup_errors: 9 * k,
+            fill_posted: 10 * k,
+            fill_short: 11 * k,
+            comp_reaped: 12 * k,
+            rx_invalid_descs: 13 * k,
+            rx_empty_polls: 14 * k,
+        };
+        let mut snap = LcoreSnapshot::default();
+        for k in [1, 100] {
+            snap.queues.push(QueueSnapshot { port: q(k), ..QueueSnapshot::default() });
+        }
+        assert_eq!(snap.port_totals(), q(101));
     }
 
     #[test]
@@ -258,10 +292,18 @@ mod tests {
         b.counters.burst_hist[7] = 100;
         b.counters.burst_hist[0] = 100;
         b.counters.empty_polls = 100;
+        b.queues[0].port.tx_packets = 1_000_000;
+        b.queues[0].port.tx_bytes = 64_000_000;
+        b.counters.iterations = 400;
+        b.counters.idle_iterations = 100;
         let r = Rates::between(&a, &b);
+        assert_eq!(r.secs, 2.0);
         assert_eq!(r.rx_pps, 1e6);
         assert_eq!(r.rx_bps, 512e6);
+        assert_eq!(r.tx_pps, 0.5e6);
+        assert_eq!(r.tx_bps, 256e6);
         assert_eq!(r.empty_poll_ratio, 0.5);
+        assert_eq!(r.idle_ratio, 0.25);
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! * [`neigh`]: neighbours (ARP/NDP) from the kernel's table over rtnetlink: managed entries
 //!   for backends, lookups, dumps, and the [`neigh::Resolver`] the daemon's control thread uses.
 //! * [`sys`]: checked libc wrappers (syscalls with their errno).
+//! * [`testenv`]: root/tool requirements of tests: skip loudly, or fail under `XSKD_REQUIRE_ROOT=1`.
 //! * [`alloc_count`]: a counting allocator to prove the hot path does not allocate.
 
 pub mod alloc_count;
@@ -29,6 +30,7 @@ pub mod port;
 pub mod ring;
 pub mod sim;
 pub mod sys;
+pub mod testenv;
 pub mod umem;
 pub mod xdp;
 pub mod xdp_tools;

@@ -330,10 +330,21 @@ mod tests {
         let mut c = PoolCache::new(&u, 8);
         let mut out = FrameBuf::with_capacity(64);
         assert!(c.alloc_bulk(&mut out, 64, 0));
-        assert_eq!(u.free_count(), 0);
+        assert_eq!((u.free_count(), c.len()), (0, 0));
+        let flushes0 = c.stats().flushes;
+        let freed: Vec<u64> = out.iter().map(|f| f.chunk_addr()).collect();
         c.free_burst(&mut out);
-        assert!(c.len() <= 8);
-        assert!(c.stats().flushes > 0);
-        assert_eq!(u.free_count() + c.len(), 64);
+        // Frees 1..=8 fill the cache; the 9th finds it full and flushes half (4), and so does
+        // every 4th free after that: frees 9, 13, …, 61 → 14 flushes of 4 chunks each.
+        assert_eq!(c.stats().flushes - flushes0, 14);
+        assert_eq!((u.free_count(), c.len()), (56, 8));
+        // The cache kept the hot top: the last 8 chunks freed, handed out last-in first-out.
+        for want in freed.iter().rev().take(8) {
+            let f = c.alloc().expect("cached");
+            assert_eq!(f.chunk_addr(), *want);
+            assert!(out.push(f).is_ok());
+        }
+        assert_eq!((c.len(), c.stats().refills), (0, 8), "served from the cache, no refill");
+        c.free_burst(&mut out);
     }
 }

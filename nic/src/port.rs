@@ -14,8 +14,9 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::frame::FrameBuf;
+use crate::frame::{Frame, FrameBuf};
 use crate::pool::PoolCache;
 use crate::ring::{CompRing, FillRing, RxRing, TxRing};
 use crate::sys::{self, Kick};
@@ -50,7 +51,8 @@ pub struct PortCounters {
     pub fill_short: u64,
     /// Completions reaped.
     pub comp_reaped: u64,
-    /// RX descriptors pointing outside the UMEM (never expected; skipped).
+    /// Invalid RX descriptors (outside the UMEM or past their chunk's end; never expected):
+    /// consumed, not received; see [`RxRing::recv_burst`].
     pub rx_invalid_descs: u64,
     /// Polls that returned no frame.
     pub rx_empty_polls: u64,
@@ -106,7 +108,28 @@ pub struct RingPort<'u> {
     pending: u32,
     /// The last kick left descriptors in the TX ring (copy mode sends ≤ 32 per kick).
     backlog: bool,
+    /// Addresses outside the UMEM posted on the fill ring ([`RingPort::post_invalid_fill`]).
+    invalid_fill_posted: u32,
+    /// Frames sent with an invalid length ([`RingPort::post_invalid_tx`]).
+    invalid_tx_frames: u64,
     counters: PortCounters,
+}
+
+/// What [`RingPort::close`] gave back to the pool, and what it had to leave with the kernel.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// Frames still on the RX ring: received, then freed.
+    pub rx: u32,
+    /// TX completions reaped while closing.
+    pub completions: u32,
+    /// TX descriptors the kernel never took: taken back.
+    pub tx_unsent: u32,
+    /// Chunks taken back from the fill ring.
+    pub fill: u32,
+    /// Chunks left with the kernel: TX frames not completed before the timeout, and the fill
+    /// entries of a zero-copy socket (its driver takes them in bulk). They are lost to the pool
+    /// until the UMEM goes.
+    pub kept_by_kernel: u32,
 }
 
 impl std::fmt::Debug for RingPort<'_> {
@@ -137,6 +160,8 @@ impl<'u> RingPort<'u> {
             busy_poll: cfg.busy_poll.is_some(),
             pending: 0,
             backlog: false,
+            invalid_fill_posted: 0,
+            invalid_tx_frames: 0,
             counters: PortCounters::default(),
         })
     }
@@ -159,6 +184,8 @@ impl<'u> RingPort<'u> {
             busy_poll: false,
             pending: 0,
             backlog: false,
+            invalid_fill_posted: 0,
+            invalid_tx_frames: 0,
             counters: PortCounters::default(),
         }
     }
@@ -179,6 +206,186 @@ impl<'u> RingPort<'u> {
     /// Frames currently posted on the fill ring (owned by the kernel).
     pub fn fill_level(&mut self) -> u32 {
         self.fill.size() - self.fill.free_slots()
+    }
+
+    /// Descriptors on the TX ring the kernel has not taken yet.
+    pub fn tx_outstanding(&self) -> u32 {
+        self.tx.outstanding()
+    }
+
+    /// Whether the kernel asks for a wakeup to process the TX ring (`XDP_RING_NEED_WAKEUP` on
+    /// the TX ring's flags).
+    pub fn tx_needs_wakeup(&self) -> bool {
+        self.tx.needs_wakeup()
+    }
+
+    /// Whether the kernel asks for a wakeup to take fill entries (`XDP_RING_NEED_WAKEUP` on the
+    /// fill ring's flags): what [`Port::rx_burst`] and [`Port::idle_kick`] act on.
+    pub fn fill_needs_wakeup(&self) -> bool {
+        self.fill.needs_wakeup()
+    }
+
+    /// Whether this port uses the need_wakeup protocol (else it kicks on every flush).
+    pub fn uses_need_wakeup(&self) -> bool {
+        self.need_wakeup
+    }
+
+    /// Sends `frame` with a length the kernel must refuse (0, or past the end of its chunk), to
+    /// test the kernel's TX validation (`tx_invalid_descs`). The frame moves to the kernel as
+    /// with any send: a kernel that completes invalid descriptors (6.18 does) gives the chunk
+    /// back through the completion ring; one that does not keeps it, and [`RingPort::close`]
+    /// reports it in `kept_by_kernel`. Not counted in `tx_packets`; the next [`Port::flush`]
+    /// kicks. Gives the frame back when the TX ring is full.
+    ///
+    /// # Panics
+    /// If `len` would make a valid descriptor.
+    pub fn post_invalid_tx(&mut self, frame: Frame<'u>, len: u32) -> Result<(), Frame<'u>> {
+        let addr = frame.desc_addr();
+        assert!(!self.umem.desc_is_valid(addr, len), "({addr:#x}, {len}) is a valid descriptor");
+        if !self.tx.post_raw(crate::ring::XdpDesc { addr, len, options: 0 }) {
+            return Err(frame);
+        }
+        // The descriptor now stands for the chunk: the handle goes, as in TxRing::send_burst.
+        let _sent = frame;
+        self.invalid_tx_frames += 1;
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// Posts a TX descriptor for an address outside the UMEM (no chunk changes hands), to test
+    /// the kernel's TX validation. A completion the kernel may post for it is skipped by
+    /// [`CompRing::reap`](crate::ring::CompRing::reap) ([`RingPort::invalid_completions`]).
+    /// Returns `false` when the TX ring is full.
+    ///
+    /// # Panics
+    /// If `addr` lies inside the UMEM.
+    pub fn post_foreign_tx(&mut self, addr: u64, len: u32) -> bool {
+        assert!(addr >= self.umem.region_len() as u64, "{addr:#x} lies inside the UMEM");
+        let ok = self.tx.post_raw(crate::ring::XdpDesc { addr, len, options: 0 });
+        self.pending += u32::from(ok);
+        ok
+    }
+
+    /// Completions skipped because they named no chunk of the UMEM.
+    pub fn invalid_completions(&self) -> u64 {
+        self.comp.invalid_completions()
+    }
+
+    /// Posts an address outside the UMEM on the fill ring, to test the kernel's fill
+    /// validation: the kernel consumes and skips it (counting it in its fill queue's invalid
+    /// counter, which `XDP_STATISTICS` does not report) and receives into the next entry.
+    /// Returns `false` when the fill ring is full.
+    ///
+    /// # Panics
+    /// If `addr` lies inside the UMEM.
+    pub fn post_invalid_fill(&mut self, addr: u64) -> bool {
+        assert!(addr >= self.umem.region_len() as u64, "{addr:#x} lies inside the UMEM");
+        let ok = self.fill.post_raw(addr);
+        self.invalid_fill_posted += u32::from(ok);
+        ok
+    }
+
+    /// Stops the port and returns to `cache` every chunk it can prove is no longer the
+    /// kernel's; says what it returned and what it could not.
+    ///
+    /// **Call it only when nothing is delivered to this socket any more**: after removing it
+    /// from the XDP program's XSKMAP (or detaching the program). A frame redirected to the
+    /// socket while it closes could land in a chunk already given back.
+    ///
+    /// In order: (1) TX: kicks until the kernel took every descriptor and reaps completions
+    /// until every frame posted is completed, or `timeout` passes (a simulated port has no
+    /// kernel thread: no waiting); descriptors never taken are taken back, frames taken but not
+    /// completed stay with the kernel. (2) RX: receives what is on the ring and frees it.
+    /// (3) Fill: in copy mode the kernel takes fill entries strictly in order, one per frame it
+    /// puts on the RX ring, skipping addresses outside the UMEM, and after a drop for a full
+    /// RX ring keeps the entry it took for the next frame; so the entries from index
+    /// (RX producer + invalid entries posted) on are not consumed, or are that one kept entry,
+    /// and come back (the kept one is the kernel's until the socket closes, which follows; it
+    /// is not touched again since nothing is delivered any more). That index is checked against
+    /// the fill ring's published consumer; if they disagree, nothing is taken back. A zero-copy
+    /// socket's driver takes fill entries in bulk: they stay with the kernel. A simulated
+    /// kernel publishes its consumer index exactly: entries from it on come back. (4) The
+    /// socket closes (with the rings' mappings).
+    pub fn close(mut self, cache: &mut PoolCache<'u>, timeout: Duration) -> Reclaimed {
+        let mut r = Reclaimed::default();
+        let copy_mode = match &self.backend {
+            Backend::Xsk(s) => !s.zero_copy(),
+            Backend::Sim(_) => true,
+        };
+        let deadline = Instant::now() + if self.socket().is_some() { timeout } else { Duration::ZERO };
+        // (1) TX. Frames posted with an invalid length come back only from kernels that
+        // complete invalid descriptors; extra completions are theirs.
+        let in_flight = loop {
+            r.completions += self.comp.reap(cache, self.comp.size());
+            let cons = self.tx.core.published_consumer();
+            let valid_unsent = (0..self.tx.outstanding())
+                .map(|i| self.tx.core.read_at(cons.wrapping_add(i)))
+                .filter(|d| self.umem.desc_is_valid(d.addr, d.len))
+                .count() as u64;
+            let reaped = self.counters.comp_reaped + u64::from(r.completions);
+            let in_flight = self.counters.tx_packets.saturating_sub(reaped + valid_unsent);
+            if (in_flight == 0 && self.tx.outstanding() == 0) || Instant::now() >= deadline {
+                break in_flight;
+            }
+            if self.tx.outstanding() > 0 {
+                self.kick_tx();
+            } else {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        };
+        let reaped = self.counters.comp_reaped + u64::from(r.completions) - self.comp.invalid_completions();
+        let invalid_kept = self.invalid_tx_frames.saturating_sub(reaped.saturating_sub(self.counters.tx_packets));
+        r.kept_by_kernel += (in_flight + invalid_kept) as u32;
+        let cons = self.tx.core.published_consumer();
+        for i in 0..self.tx.outstanding() {
+            let d = self.tx.core.read_at(cons.wrapping_add(i));
+            // A zero-copy driver may still take these: they stay its.
+            if copy_mode && self.umem.desc_is_valid(d.addr, d.len) {
+                cache.push_addr(self.umem.chunk_of(d.addr));
+                r.tx_unsent += 1;
+            } else if !copy_mode {
+                r.kept_by_kernel += 1;
+            }
+        }
+        // (2) RX.
+        let mut buf = FrameBuf::with_capacity(self.rx.size() as usize);
+        loop {
+            let (n, _) = self.rx.recv_burst(cache, &mut buf, self.rx.size());
+            r.rx += n;
+            cache.free_burst(&mut buf);
+            if n == 0 {
+                break;
+            }
+        }
+        // (3) Fill.
+        let prod = self.fill.core.producer_index();
+        let published = self.fill.core.published_consumer();
+        let first_kernel_free = match &self.backend {
+            Backend::Sim(_) => Some(published),
+            Backend::Xsk(_) if copy_mode => {
+                let start = self.rx.core.published_producer().wrapping_add(self.invalid_fill_posted);
+                // The kernel has published at most one entry past `start` (the kept one), and
+                // `start` is not past what we produced.
+                let ahead = published.wrapping_sub(start) as i32;
+                let left = prod.wrapping_sub(start) as i32;
+                (ahead <= 1 && (0..=self.fill.size() as i32).contains(&left)).then_some(start)
+            }
+            Backend::Xsk(_) => None,
+        };
+        match first_kernel_free {
+            Some(start) => {
+                for idx in (0..prod.wrapping_sub(start)).map(|i| start.wrapping_add(i)) {
+                    let a = self.fill.core.read_at(idx);
+                    if a < self.umem.region_len() as u64 {
+                        cache.push_addr(self.umem.chunk_of(a));
+                        r.fill += 1;
+                    }
+                }
+            }
+            None => r.kept_by_kernel += prod.wrapping_sub(published),
+        }
+        // (4) The socket and the rings go with `self`.
+        r
     }
 
     fn kick_tx(&mut self) {
@@ -212,8 +419,9 @@ impl<'u> RingPort<'u> {
 
 impl<'u> Port<'u> for RingPort<'u> {
     #[inline]
-    fn rx_burst(&mut self, _cache: &mut PoolCache<'u>, out: &mut FrameBuf<'u>, max: usize) -> usize {
-        let (n, bytes) = self.rx.recv_burst(self.umem, out, max as u32);
+    fn rx_burst(&mut self, cache: &mut PoolCache<'u>, out: &mut FrameBuf<'u>, max: usize) -> usize {
+        let (n, bytes) = self.rx.recv_burst(cache, out, max as u32);
+        self.counters.rx_invalid_descs = self.rx.invalid_descs();
         if n == 0 {
             self.counters.rx_empty_polls += 1;
             if self.need_wakeup && self.fill.needs_wakeup() {
@@ -267,7 +475,6 @@ impl<'u> Port<'u> for RingPort<'u> {
                 self.counters.fill_short += 1;
             }
         }
-        self.counters.rx_invalid_descs = self.rx.invalid_descs();
     }
 
     #[inline]

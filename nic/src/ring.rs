@@ -26,6 +26,7 @@ use std::sync::Arc;
 use crate::frame::{Frame, FrameBuf};
 use crate::pool::PoolCache;
 use crate::sys::Mapping;
+#[cfg(doc)]
 use crate::umem::Umem;
 
 /// An AF_XDP descriptor (`struct xdp_desc`).
@@ -268,6 +269,32 @@ impl<T: Copy> RingCore<T> {
         self.cons().store(self.cached_cons, Ordering::Release);
     }
 
+    // ----- quiescent reads (closing a port) -----
+
+    /// The consumer index as last published by the consumer.
+    pub(crate) fn published_consumer(&self) -> u32 {
+        self.cons().load(Ordering::Acquire)
+    }
+
+    /// The producer index as last published by the producer.
+    pub(crate) fn published_producer(&self) -> u32 {
+        self.prod().load(Ordering::Acquire)
+    }
+
+    /// Our own producer index (producer role: everything before it is published).
+    pub(crate) fn producer_index(&self) -> u32 {
+        self.cached_prod
+    }
+
+    /// Reads the slot of free-running index `idx`. Only meaningful for an index the producer
+    /// has written and nobody overwrites meanwhile: for a producer, an index in
+    /// [published consumer, producer) while the consumer is known to be idle.
+    pub(crate) fn read_at(&self, idx: u32) -> T {
+        // SAFETY: in bounds (`slot`); T is Copy plain data, and the caller guarantees no
+        // concurrent write to this slot (see above), so the read is not torn.
+        unsafe { self.slot(idx).read() }
+    }
+
     // ----- flags -----
 
     /// Whether the kernel asked to be woken up (`XDP_RING_NEED_WAKEUP`).
@@ -329,22 +356,45 @@ impl FillRing {
     pub fn needs_wakeup(&self) -> bool {
         self.core.needs_wakeup()
     }
+
+    /// Posts one address as is (no chunk ownership moves: used for addresses outside the
+    /// UMEM, which the kernel skips); `false` when the ring is full.
+    pub(crate) fn post_raw(&mut self, addr: u64) -> bool {
+        if self.core.prod_free(1) == 0 {
+            return false;
+        }
+        self.core.prod_write(0, addr);
+        self.core.prod_submit(1);
+        true
+    }
 }
 
 /// Completion ring: the kernel returns the addresses of frames it has sent.
 pub struct CompRing {
     pub(crate) core: RingCore<u64>,
+    /// Completions naming no chunk of the UMEM (see [`CompRing::reap`]).
+    pub(crate) invalid: u64,
 }
 
 impl CompRing {
-    /// Returns up to `max` completed chunks to `cache`; returns how many.
+    /// Returns up to `max` completed chunks to `cache`; returns how many completions it took.
+    ///
+    /// A completion for an address outside the UMEM names no chunk of ours: it is counted in
+    /// [`CompRing::invalid_completions`] and skipped. Only a descriptor posted with such an
+    /// address can produce one ([`RingPort::post_foreign_tx`](crate::port::RingPort::post_foreign_tx)),
+    /// on a kernel that completes the invalid descriptors it refuses (6.18 does).
     #[inline]
     pub fn reap(&mut self, cache: &mut PoolCache<'_>, max: u32) -> u32 {
         let n = self.core.cons_avail(max);
         let umem = cache.umem();
+        let limit = umem.region_len() as u64;
         for i in 0..n {
             let a = self.core.cons_read(i);
-            cache.push_addr(umem.chunk_of(a));
+            if a < limit {
+                cache.push_addr(umem.chunk_of(a));
+            } else {
+                self.invalid += 1;
+            }
         }
         if n > 0 {
             self.core.cons_release(n);
@@ -356,30 +406,50 @@ impl CompRing {
     pub fn size(&self) -> u32 {
         self.core.size()
     }
+
+    /// Completions skipped because their address lies outside the UMEM.
+    pub fn invalid_completions(&self) -> u64 {
+        self.invalid
+    }
 }
 
 /// RX ring: the kernel hands us filled chunks.
 pub struct RxRing {
     pub(crate) core: RingCore<XdpDesc>,
-    /// Descriptors outside the UMEM (never expected; counted and skipped, never dereferenced).
+    /// Invalid descriptors seen (see [`RxRing::recv_burst`]).
     pub(crate) invalid: u64,
 }
 
 impl RxRing {
-    /// Takes up to `max` received frames into `out`; returns (frames, bytes).
+    /// Takes up to `max` received frames into `out`; returns (frames, bytes) of the frames
+    /// taken.
+    ///
+    /// A descriptor is invalid when it is empty, its address lies outside the UMEM or its data
+    /// runs past the end of its chunk ([`Umem::desc_is_valid`]). The kernel never posts one (it validates fill-ring addresses before
+    /// use); a faulty driver or kernel could. An invalid descriptor is consumed, counted in
+    /// [`RxRing::invalid_descs`], never dereferenced and not returned as a frame:
+    /// * inside the UMEM, its chunk is ours again (the descriptor hands it back, like any RX
+    ///   descriptor) and goes to `cache`;
+    /// * outside the UMEM, it names no chunk of ours: it is only counted. Whatever chunk the
+    ///   kernel took from the fill ring for it (if any) cannot be identified and stays lost.
     #[inline]
-    pub fn recv_burst<'u>(&mut self, umem: &'u Umem, out: &mut FrameBuf<'u>, max: u32) -> (u32, u64) {
+    pub fn recv_burst<'u>(&mut self, cache: &mut PoolCache<'u>, out: &mut FrameBuf<'u>, max: u32) -> (u32, u64) {
+        let umem = cache.umem();
         let n = self.core.cons_avail(max.min(out.remaining() as u32));
         let limit = umem.region_len() as u64;
-        let fs = umem.frame_size() as u64;
         let mut bytes = 0u64;
+        let mut frames = 0u32;
         for i in 0..n {
             let d = self.core.cons_read(i);
-            if d.addr >= limit || (d.addr & (fs - 1)) + d.len as u64 > fs {
+            if !umem.desc_is_valid(d.addr, d.len) {
                 self.invalid += 1;
+                if d.addr < limit {
+                    cache.push_addr(umem.chunk_of(d.addr));
+                }
                 continue;
             }
             bytes += d.len as u64;
+            frames += 1;
             // SAFETY: the address is inside the UMEM (checked) and is one we posted on the fill
             // ring; the kernel hands its ownership back through this descriptor.
             let f = unsafe { Frame::from_desc(umem, d.addr, d.len) };
@@ -389,7 +459,7 @@ impl RxRing {
         if n > 0 {
             self.core.cons_release(n);
         }
-        (n, bytes)
+        (frames, bytes)
     }
 
     /// Ring size.
@@ -397,7 +467,7 @@ impl RxRing {
         self.core.size()
     }
 
-    /// Descriptors that pointed outside the UMEM.
+    /// Invalid descriptors consumed so far (see [`RxRing::recv_burst`]).
     pub fn invalid_descs(&self) -> u64 {
         self.invalid
     }
@@ -435,6 +505,17 @@ impl TxRing {
     #[inline]
     pub fn outstanding(&self) -> u32 {
         self.core.prod_outstanding()
+    }
+
+    /// Posts one descriptor as is (no frame moves: used for descriptors the kernel must
+    /// refuse); `false` when the ring is full.
+    pub(crate) fn post_raw(&mut self, desc: XdpDesc) -> bool {
+        if self.core.prod_free(1) == 0 {
+            return false;
+        }
+        self.core.prod_write(0, desc);
+        self.core.prod_submit(1);
+        true
     }
 
     /// Whether the kernel wants a `sendto` to process the ring.

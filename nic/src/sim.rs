@@ -50,9 +50,13 @@ pub struct SimStats {
     pub rx_dropped_ring_full: u64,
     /// Packets dropped because they do not fit a chunk.
     pub rx_dropped_too_big: u64,
-    /// Frames taken off the TX ring.
+    /// Fill-ring addresses outside the UMEM, skipped (the kernel counts these in its fill
+    /// queue, which `XDP_STATISTICS` does not report).
+    pub rx_fill_invalid_descs: u64,
+    /// Frames taken off the TX ring and sent (completed).
     pub tx_sent: u64,
-    /// TX descriptors that pointed outside the UMEM.
+    /// TX descriptors that were invalid (outside the UMEM, past their chunk's end, or empty):
+    /// consumed without a completion, as the kernel's `tx_invalid_descs`.
     pub tx_invalid_descs: u64,
 }
 
@@ -101,7 +105,7 @@ pub fn sim_port<'u>(umem: &'u Umem, cache: &mut PoolCache<'u>, cfg: SimConfig) -
     let kicks = Arc::new(SimKicks::default());
     let port = RingPort::from_sim(
         umem,
-        (fill, CompRing { core: uc }, RxRing { core: ur, invalid: 0 }, TxRing { core: ut }),
+        (fill, CompRing { core: uc, invalid: 0 }, RxRing { core: ur, invalid: 0 }, TxRing { core: ut }),
         kicks.clone(),
         cfg.need_wakeup,
     );
@@ -123,16 +127,13 @@ impl<'u> SimWire<'u> {
             self.stats.rx_dropped_ring_full += 1;
             return false;
         }
-        if self.fill.cons_avail(1) == 0 {
+        let Some(chunk) = self.take_fill() else {
             self.stats.rx_dropped_fill_empty += 1;
             return false;
-        }
-        let chunk = self.umem.chunk_of(self.fill.cons_read(0));
-        self.fill.cons_release(1);
-        assert!(self.umem.is_chunk_addr(chunk), "fill ring held a non-chunk address {chunk:#x}");
+        };
         // SAFETY: the chunk was posted on the fill ring, so the (simulated) kernel owns it until
         // it posts it on the RX ring; off + len <= frame_size (checked above); the chunk lies
-        // inside the region (is_chunk_addr).
+        // inside the region (take_fill returns only chunk starts below the region's end).
         unsafe {
             let dst = self.umem.base().as_ptr().add(chunk as usize + off);
             std::ptr::copy_nonoverlapping(pkt.as_ptr(), dst, pkt.len());
@@ -143,32 +144,82 @@ impl<'u> SimWire<'u> {
         true
     }
 
-    /// Takes up to `max` frames off the TX ring, hands each one's bytes to `sink`, and posts
-    /// their completions. Stops early when the completion ring is full. Returns how many.
+    /// Takes the next valid chunk off the fill ring, skipping (and counting) addresses outside
+    /// the UMEM as the kernel does; `None` when the ring is empty.
+    fn take_fill(&mut self) -> Option<u64> {
+        while self.fill.cons_avail(1) > 0 {
+            let a = self.fill.cons_read(0);
+            self.fill.cons_release(1);
+            if a < self.umem.region_len() as u64 {
+                return Some(self.umem.chunk_of(a));
+            }
+            self.stats.rx_fill_invalid_descs += 1;
+        }
+        None
+    }
+
+    /// Posts an RX descriptor for a chunk taken off the fill ring, claiming `len` bytes
+    /// without copying any: with `len` past the end of the chunk, an invalid descriptor whose
+    /// chunk is nonetheless the port's again (what a faulty kernel or driver could hand back).
+    /// Returns `false` (counting nothing) when the RX ring is full or the fill ring empty.
+    pub fn inject_bad_len(&mut self, len: u32) -> bool {
+        if self.rx.prod_free(1) == 0 {
+            return false;
+        }
+        let Some(chunk) = self.take_fill() else { return false };
+        let addr = chunk + u64::from(self.umem.data_offset());
+        self.rx.prod_write(0, XdpDesc { addr, len, options: 0 });
+        self.rx.prod_submit(1);
+        true
+    }
+
+    /// Posts an RX descriptor for an arbitrary `addr` without taking a fill chunk: with an
+    /// address outside the UMEM, an invalid descriptor that names no chunk of the port's.
+    /// Returns `false` when the RX ring is full.
+    pub fn inject_foreign(&mut self, addr: u64, len: u32) -> bool {
+        if self.rx.prod_free(1) == 0 {
+            return false;
+        }
+        self.rx.prod_write(0, XdpDesc { addr, len, options: 0 });
+        self.rx.prod_submit(1);
+        true
+    }
+
+    /// Takes up to `max` descriptors off the TX ring, hands each valid frame's bytes to `sink`,
+    /// and posts their completions. Stops early when the completion ring is full. Returns how
+    /// many descriptors it consumed.
     pub fn transmit(&mut self, max: u32, mut sink: impl FnMut(&[u8])) -> u32 {
+        self.transmit_descs(max, |_, b| sink(b))
+    }
+
+    /// As [`SimWire::transmit`], handing `sink` each descriptor's UMEM address with its bytes.
+    /// Invalid descriptors (outside the UMEM, past their chunk's end, or empty) are consumed and
+    /// counted in `tx_invalid_descs`, never read and never completed, as the kernel does.
+    pub fn transmit_descs(&mut self, max: u32, mut sink: impl FnMut(u64, &[u8])) -> u32 {
         let n = self.tx.cons_avail(max);
+        // Reserve a completion for every descriptor: the kernel also needs completion space
+        // before it looks at a descriptor.
         let n = n.min(self.comp.prod_free(n));
-        let limit = self.umem.region_len() as u64;
-        let fs = self.umem.frame_size() as u64;
+        let mut done = 0;
         for i in 0..n {
             let d = self.tx.cons_read(i);
-            if d.addr >= limit || (d.addr & (fs - 1)) + d.len as u64 > fs {
+            if !self.umem.desc_is_valid(d.addr, d.len) {
                 self.stats.tx_invalid_descs += 1;
-            } else {
-                // SAFETY: the descriptor lies inside one chunk of the live region (checked); the
-                // chunk belongs to the kernel side until its completion is posted below.
-                let bytes = unsafe {
-                    std::slice::from_raw_parts(self.umem.base().as_ptr().add(d.addr as usize), d.len as usize)
-                };
-                sink(bytes);
+                continue;
             }
-            self.comp.prod_write(i, d.addr);
+            // SAFETY: the descriptor lies inside one chunk of the live region (checked); the
+            // chunk belongs to the kernel side until its completion is posted below.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(self.umem.base().as_ptr().add(d.addr as usize), d.len as usize) };
+            sink(d.addr, bytes);
+            self.comp.prod_write(done, d.addr);
+            done += 1;
         }
         if n > 0 {
             self.tx.cons_release(n);
-            self.comp.prod_submit(n);
+            self.comp.prod_submit(done);
         }
-        self.stats.tx_sent += n as u64;
+        self.stats.tx_sent += done as u64;
         n
     }
 

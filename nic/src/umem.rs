@@ -157,6 +157,20 @@ impl Umem {
         self.free.lock().expect("umem free list poisoned").len()
     }
 
+    /// Checks the shared free list: every entry is the start of a chunk and no chunk appears
+    /// twice. Returns the number of entries, or what is wrong. Off the hot path (sorts a copy).
+    pub fn check_free_list(&self) -> Result<usize, String> {
+        let mut v = self.free.lock().expect("umem free list poisoned").clone();
+        if let Some(a) = v.iter().find(|&&a| !self.is_chunk_addr(a)) {
+            return Err(format!("free list holds {a:#x}, not a chunk start of this UMEM"));
+        }
+        v.sort_unstable();
+        if let Some(w) = v.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("chunk {:#x} is on the free list twice", w[0]));
+        }
+        Ok(v.len())
+    }
+
     /// Whether a socket has registered this UMEM, and with which mode.
     pub fn is_registered(&self) -> bool {
         self.registration.lock().expect("umem registration poisoned").is_some()
@@ -193,6 +207,15 @@ impl Umem {
         a & ((1u64 << self.shift) - 1) == 0 && (a >> self.shift) < self.cfg.frame_count as u64
     }
 
+    /// Whether a descriptor (`addr`, `len`) is one the kernel accepts in aligned mode: non-empty,
+    /// inside the UMEM, and not running past the end of its chunk. The one definition of a valid
+    /// descriptor for the RX ring check, the simulated kernel and the invalid-descriptor tests.
+    #[inline]
+    pub(crate) fn desc_is_valid(&self, addr: u64, len: u32) -> bool {
+        let fs = u64::from(self.cfg.frame_size);
+        len != 0 && addr < self.region_len() as u64 && (addr & (fs - 1)) + u64::from(len) <= fs
+    }
+
     /// The chunk address containing UMEM offset `addr`.
     #[inline]
     pub(crate) fn chunk_of(&self, addr: u64) -> u64 {
@@ -227,5 +250,30 @@ mod tests {
         assert_eq!(u.free_count(), 8);
         assert_eq!(u.chunk_of(2048 + 300), 2048);
         assert_eq!(u.data_offset(), 256);
+        assert_eq!(u.check_free_list(), Ok(8));
+    }
+
+    #[test]
+    fn free_list_check_finds_duplicates_and_strangers() {
+        let u = Umem::heap(UmemConfig { frame_size: 2048, frame_count: 8, headroom: 0 }).unwrap();
+        let mut out = [0u64; 2];
+        assert_eq!(u.take(&mut out), 2);
+        u.free.lock().unwrap().push(out[0]);
+        u.free.lock().unwrap().push(out[0]);
+        assert_eq!(u.check_free_list(), Err(format!("chunk {:#x} is on the free list twice", out[0])));
+        u.free.lock().unwrap().pop();
+        u.free.lock().unwrap().push(out[1] + 1);
+        assert!(u.check_free_list().unwrap_err().contains("not a chunk start"));
+    }
+
+    #[test]
+    fn valid_descriptors_are_non_empty_inside_one_chunk() {
+        let u = Umem::heap(UmemConfig { frame_size: 2048, frame_count: 8, headroom: 0 }).unwrap();
+        assert!(u.desc_is_valid(0, 1));
+        assert!(u.desc_is_valid(2048 + 256, 2048 - 256));
+        assert!(!u.desc_is_valid(2048 + 256, 2048 - 255), "one byte past the chunk");
+        assert!(!u.desc_is_valid(2048, 0), "empty");
+        assert!(!u.desc_is_valid(8 * 2048, 60), "outside the UMEM");
+        assert!(u.desc_is_valid(7 * 2048, 2048), "the whole last chunk");
     }
 }

@@ -305,7 +305,10 @@ fn open_once(
     let (mut fill, comp, rx, tx) = unsafe {
         (
             FillRing { core: RingCore::new(fm.ptr(), fo, cfg.fill_size, RingMem::Mmap(fm), Role::Producer) },
-            CompRing { core: RingCore::new(cm.ptr(), co, cfg.comp_size, RingMem::Mmap(cm), Role::Consumer) },
+            CompRing {
+                core: RingCore::new(cm.ptr(), co, cfg.comp_size, RingMem::Mmap(cm), Role::Consumer),
+                invalid: 0,
+            },
             RxRing { core: RingCore::new(rm.ptr(), ro, cfg.rx_size, RingMem::Mmap(rm), Role::Consumer), invalid: 0 },
             TxRing { core: RingCore::new(tm.ptr(), to, cfg.tx_size, RingMem::Mmap(tm), Role::Producer) },
         )

@@ -2,22 +2,15 @@
 //! delivers exactly the frames it says it sent into a counting sink, at a set rate, with
 //! several flows; the forwarder moves frames between two veths. Each test builds its own
 //! namespaces (unique names) with 198.18.0.0/15 addresses, is bounded in time, and cleans up
-//! through `Drop`. Without root each test prints "skipped: needs root".
+//! through `Drop`. Without root each test is skipped through `nic::testenv`
+//! (and fails under `XSKD_REQUIRE_ROOT=1`).
 
-use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use nic::netns::{End, Netns, VethConfig, VethPair};
 use nic::xdp_tools::{AttachMode, LiveGen, LiveRun, SinkAction, XdpForward, XdpSink};
 
-macro_rules! require_root {
-    () => {
-        if std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
-            eprintln!("skipped: needs root");
-            return;
-        }
-    };
-}
+use nic::require_root;
 
 /// A 60-byte IPv4/UDP frame 198.18.0.1:9 -> 198.19.0.1:9 with a zero UDP checksum.
 fn frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
@@ -91,48 +84,152 @@ fn livegen_holds_a_set_rate() {
     let t = two("r");
     let sink = t.b.run_in(|| Ok(XdpSink::attach("lg1", AttachMode::Native, SinkAction::Drop))).unwrap().unwrap();
     let f = frame(t.mac_b, t.mac_a);
-    let rep =
-        t.a.run_in(|| {
-            let g = LiveGen::new("lg0", 0, 0).map_err(std::io::Error::other)?;
-            let run = LiveRun { count: None, duration: Duration::from_secs(2), rate_pps: Some(50_000.0), batch: 64 };
-            g.run(&f, &run, &|| false).map_err(std::io::Error::other)
-        })
-        .unwrap();
-    // Exactly rate x duration frames, in calls of ~100 ms each (every live-frames call has a
-    // fixed cost of ~30 ms, so finer pacing is not possible with this method); the elapsed
-    // time includes the last call's fixed cost.
-    assert_eq!(rep.sent, 100_000);
-    let pps = rep.pps();
-    assert!((pps / 50_000.0 - 1.0).abs() < 0.05, "rate {pps}");
+    const RATE: f64 = 50_000.0;
+    // The rate is measured at the receiver with this test's own clock: the sink's count at
+    // 0.5 s and 2.5 s after the generator started (it paces in ~100 ms calls of 5 000 frames,
+    // so either reading may be off by one call: at most ±10% over 2 s).
+    let (rep, window) = std::thread::scope(|s| {
+        let gen = s.spawn(|| {
+            t.a.run_in(|| {
+                let g = LiveGen::new("lg0", 0, 0).map_err(std::io::Error::other)?;
+                let run = LiveRun { count: None, duration: Duration::from_secs(3), rate_pps: Some(RATE), batch: 64 };
+                g.run(&f, &run, &|| false).map_err(std::io::Error::other)
+            })
+        });
+        let t0 = std::time::Instant::now();
+        let at = |secs: f64| {
+            std::thread::sleep(Duration::from_secs_f64(secs).saturating_sub(t0.elapsed()));
+            (sink.counts().unwrap().packets, t0.elapsed())
+        };
+        let (c0, e0) = at(0.5);
+        let (c1, e1) = at(2.5);
+        let rep = gen.join().unwrap().unwrap();
+        (rep, (c1 - c0) as f64 / (e1 - e0).as_secs_f64())
+    });
+    assert!((window / RATE - 1.0).abs() < 0.12, "rate at the sink {window:.0} pps, wanted {RATE}");
+    assert_eq!(rep.sent, 150_000, "rate x duration");
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(sink.counts().unwrap().packets, rep.sent);
+    assert_eq!(sink.counts().unwrap().packets, rep.sent, "every frame reached the sink");
+}
+
+/// An `AF_PACKET` socket capturing every frame an interface receives (`ETH_P_ALL`), with a
+/// receive buffer large enough to hold a whole test run.
+struct Capture(std::os::fd::OwnedFd);
+
+impl Capture {
+    fn open(ns: &Netns, ifname: &str) -> Capture {
+        use std::os::fd::FromRawFd;
+        ns.run_in(|| {
+            let proto = (libc::ETH_P_ALL as u16).to_be();
+            // SAFETY: plain socket(2); the result is checked.
+            let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(proto)) };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: a fresh descriptor nobody else owns.
+            let me = Capture(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+            let buf: libc::c_int = 256 << 20;
+            // SAFETY: `buf` outlives the call and the length is its size.
+            let rc = unsafe {
+                libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, (&buf as *const libc::c_int).cast(), 4)
+            };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let idx = nic::sys::if_nametoindex(ifname)?;
+            // SAFETY: all-zero is a valid sockaddr_ll; the fields are set below.
+            let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            sa.sll_family = libc::AF_PACKET as u16;
+            sa.sll_protocol = proto;
+            sa.sll_ifindex = idx as i32;
+            // SAFETY: `sa` is a valid sockaddr_ll that outlives the call; the length matches.
+            let rc = unsafe {
+                libc::bind(
+                    fd,
+                    (&sa as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(me)
+        })
+        .expect("AF_PACKET capture")
+    }
+
+    /// Every frame queued now (non-blocking), each cut to its first 64 bytes.
+    fn drain(&self) -> Vec<Vec<u8>> {
+        use std::os::fd::AsRawFd;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        loop {
+            // SAFETY: `buf` is writable for its length.
+            let n = unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            if n < 0 {
+                return out;
+            }
+            out.push(buf[..(n as usize).min(64)].to_vec());
+        }
+    }
+
+    /// Frames the kernel dropped at this socket (`PACKET_STATISTICS`, resets on read).
+    fn drops(&self) -> u32 {
+        use std::os::fd::AsRawFd;
+        let mut st = libc::tpacket_stats { tp_packets: 0, tp_drops: 0 };
+        let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: `st` and `len` are live and writable; `len` is the size of `st`.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.0.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut st as *mut libc::tpacket_stats).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "PACKET_STATISTICS: {}", std::io::Error::last_os_error());
+        st.tp_drops
+    }
 }
 
 #[test]
 fn livegen_varies_source_ports_and_fwd_redirects() {
     require_root!();
-    // a --lg0/lg1--> b (forwarder lg1 -> lg2) --lg2/lg3--> c (sink)
+    // a --lg0/lg1--> b (forwarder lg1 -> lg2) --lg2/lg3--> c (sink, passing to a capture)
     let t = two("f");
     let c = Netns::new("tlfc").expect("netns c");
     let cfg = VethConfig { disable_ipv6: true, ..VethConfig::default() };
     let link2 = VethPair::new(&t.b, "lg2", &c, "lg3", &cfg).expect("veth 2");
-    let sink = c.run_in(|| Ok(XdpSink::attach("lg3", AttachMode::Native, SinkAction::Drop))).unwrap().unwrap();
+    let sink = c.run_in(|| Ok(XdpSink::attach("lg3", AttachMode::Native, SinkAction::Pass))).unwrap().unwrap();
+    let cap = Capture::open(&c, "lg3");
     // lg2 must be able to transmit xdp_frames: its peer lg3 has an XDP program (the sink).
     let fwd = t.b.run_in(|| Ok(XdpForward::attach("lg1", "lg2", AttachMode::Native))).unwrap().unwrap();
     let f = frame(t.mac_b, t.mac_a);
+    const N: u64 = 20_000;
     let rep =
         t.a.run_in(|| {
             let g = LiveGen::new("lg0", 1000, 10_000).map_err(std::io::Error::other)?;
-            let run = LiveRun { count: Some(20_000), duration: Duration::from_secs(10), rate_pps: None, batch: 64 };
+            let run = LiveRun { count: Some(N), duration: Duration::from_secs(10), rate_pps: None, batch: 64 };
             g.run(&f, &run, &|| false).map_err(std::io::Error::other)
         })
         .unwrap();
-    assert_eq!(rep.sent, 20_000);
+    assert_eq!(rep.sent, N);
     std::thread::sleep(Duration::from_millis(200));
-    let seen = fwd.counts().unwrap().packets;
-    let got = sink.counts().unwrap().packets;
-    assert_eq!(seen, 20_000);
+    assert_eq!(fwd.counts().unwrap().packets, N, "forwarder saw every frame");
     // Redirect into a veth can refuse frames when the peer ring is full; at this size it fits.
-    assert_eq!(got, 20_000);
+    assert_eq!(sink.counts().unwrap().packets, N, "sink saw every frame");
+    // The frames themselves, as the kernel's packet tap saw them after the sink: UDP source
+    // ports cycle through exactly 10000..11000, everything else as in the template.
+    let frames = cap.drain();
+    assert_eq!(frames.len() as u64 + u64::from(cap.drops()), N, "captured or counted as dropped by the tap");
+    let mut ports = std::collections::BTreeSet::new();
+    for fr in &frames {
+        assert_eq!(fr.len(), 60);
+        assert_eq!((&fr[..34], &fr[36..]), (&f[..34], &f[36..]), "only the source port changes");
+        ports.insert(u16::from_be_bytes([fr[34], fr[35]]));
+    }
+    assert_eq!(ports.len(), 1000, "distinct source ports");
+    assert_eq!((ports.first(), ports.last()), (Some(&10_000), Some(&10_999)));
     drop(link2);
 }

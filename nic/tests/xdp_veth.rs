@@ -2,17 +2,23 @@
 //!
 //! Every test builds its own namespaces and veth pairs (unique names: prefix + pid + counter),
 //! uses only 198.18.0.0/15, is time-bounded (socket timeouts, bounded waits), and tears
-//! everything down through `Drop` even when it fails. Without root each test prints
-//! "skipped: needs root" and returns.
+//! everything down through `Drop` even when it fails. Without root each test is skipped
+//! through `nic::testenv` (and fails under `XSKD_REQUIRE_ROOT=1`).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{
+    eventually, nothing_arrives, recv_count, send_udp, udp_listener, Pair, DUT_ADDR, DUT_IF, PEER_ADDR, PEER_IF,
+    TIMEOUT,
+};
 use nic::netns::{format_mac, End, Netns, Topology, TopologyConfig, VethConfig, VethPair};
 use nic::xdp::{
     cleanup, cleanup_with, AttachSlot, AttachVia, AttachedMode, Claim, ClaimRule, CleanupOptions, XdpError, XdpMode,
@@ -20,121 +26,9 @@ use nic::xdp::{
 };
 
 const XDP_PASS: u32 = 2;
-const DUT_IF: &str = "x0";
-const PEER_IF: &str = "x1";
-const DUT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-const PEER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const TIMEOUT: Duration = Duration::from_secs(5);
 const OBJECT_PATH: &str = concat!(env!("OUT_DIR"), "/xskd.bpf.o");
 
-macro_rules! require_root {
-    () => {
-        if std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
-            eprintln!("skipped: needs root");
-            return;
-        }
-    };
-}
-
-/// Two namespaces joined by a veth pair: `x0` (198.18.0.2/24) in `dut`, `x1` (198.18.0.1/24)
-/// in `peer`, IPv6 off and static neighbours both ways, so the link carries only test traffic.
-struct Pair {
-    /// Held for its `Drop` (deletes the pair before the namespaces go).
-    _link: VethPair,
-    dut: Netns,
-    peer: Netns,
-}
-
-impl Pair {
-    fn new() -> Pair {
-        Pair::with(VethConfig::default())
-    }
-
-    fn with(base: VethConfig) -> Pair {
-        let dut = Netns::new("xt-dut").expect("create dut netns");
-        let peer = Netns::new("xt-peer").expect("create peer netns");
-        let cfg = VethConfig {
-            addr_a: Some(format!("{DUT_ADDR}/24")),
-            addr_b: Some(format!("{PEER_ADDR}/24")),
-            disable_ipv6: true,
-            ..base
-        };
-        let link = VethPair::new(&dut, DUT_IF, &peer, PEER_IF, &cfg).expect("create veth pair");
-        let dut_mac = format_mac(&link.mac(End::A).expect("dut mac"));
-        let peer_mac = format_mac(&link.mac(End::B).expect("peer mac"));
-        let perm = |ns: &Netns, ip: Ipv4Addr, mac: &str, dev: &str| {
-            ns.ip(&["neigh", "replace", &ip.to_string(), "lladdr", mac, "dev", dev, "nud", "permanent"])
-                .expect("static neighbour");
-        };
-        perm(&dut, PEER_ADDR, &peer_mac, DUT_IF);
-        perm(&peer, DUT_ADDR, &dut_mac, PEER_IF);
-        Pair { _link: link, dut, peer }
-    }
-
-    fn attach(&self, mode: XdpMode, claim: &Claim) -> Result<XdpProgram, XdpError> {
-        self.dut.run_in(|| Ok(XdpProgram::attach(DUT_IF, mode, claim))).expect("thread in dut netns")
-    }
-
-    fn cleanup(&self) -> nic::xdp::CleanupReport {
-        self.dut.run_in(|| Ok(cleanup(DUT_IF))).expect("thread in dut netns").expect("cleanup")
-    }
-
-    /// (`xdp.mode` from `ip -j link show`, prog id, the flag word of `ip link show`).
-    fn xdp_state(&self) -> (Option<u64>, Option<u64>, String) {
-        let json = self.dut.ip(&["-j", "link", "show", "dev", DUT_IF]).expect("ip -j link show");
-        let v: serde_json::Value = serde_json::from_str(&json).expect("ip -j json");
-        let xdp = &v[0]["xdp"];
-        let text = self.dut.ip(&["link", "show", "dev", DUT_IF]).expect("ip link show");
-        let word = text.split_whitespace().find(|w| w.starts_with("xdp")).unwrap_or("").to_string();
-        (xdp["mode"].as_u64(), xdp["prog"]["id"].as_u64(), word)
-    }
-
-    fn assert_clean(&self) {
-        let (mode, id, word) = self.xdp_state();
-        assert_eq!((mode, id, word.as_str()), (None, None, ""), "interface still has XDP");
-    }
-}
-
-/// A UDP socket bound in `ns` to `addr:port`, with a read timeout.
-fn udp_listener(ns: &Netns, addr: Ipv4Addr, port: u16) -> UdpSocket {
-    ns.run_in(|| {
-        let s = UdpSocket::bind((addr, port))?;
-        s.set_read_timeout(Some(TIMEOUT))?;
-        Ok(s)
-    })
-    .expect("bind udp listener")
-}
-
-/// Sends `n` datagrams from `ns` to `dst`.
-fn send_udp(ns: &Netns, dst: SocketAddr, n: usize) {
-    ns.run_in(|| {
-        let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
-        for i in 0..n {
-            s.send_to(format!("datagram {i}").as_bytes(), dst)?;
-        }
-        Ok(())
-    })
-    .expect("send udp");
-}
-
-/// Receives datagrams until `n` arrived or nothing came for `TIMEOUT`; returns the count.
-fn recv_count(s: &UdpSocket, n: usize) -> usize {
-    let mut buf = [0u8; 2048];
-    let mut got = 0;
-    while got < n && s.recv(&mut buf).is_ok() {
-        got += 1;
-    }
-    got
-}
-
-/// Waits up to `TIMEOUT` for a datagram that must NOT come; true if none came in `wait`.
-fn nothing_arrives(s: &UdpSocket, wait: Duration) -> bool {
-    s.set_read_timeout(Some(wait)).expect("timeout");
-    let mut buf = [0u8; 2048];
-    let none = s.recv(&mut buf).is_err();
-    s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-    none
-}
+use nic::require_root;
 
 /// TCP `InSegs` of the namespace (`/proc/thread-self/net/snmp` from a thread inside it).
 fn tcp_in_segs(ns: &Netns) -> u64 {
@@ -192,20 +86,6 @@ fn tcp_exchange(dut: &Netns, peer: &Netns, port: u16) -> Vec<u8> {
         .expect("tcp client");
         server.join().expect("server thread")
     })
-}
-
-/// Polls `f` until it returns true or `TIMEOUT` passes.
-fn eventually(mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + TIMEOUT;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn stats(p: &XdpProgram) -> XdpProgStats {

@@ -11,22 +11,11 @@ use apps::params::fmt_mac;
 use apps::udpflow::{self, Receiver, SendSpec};
 use nic::netns::Topology;
 
-/// Whether we can create namespaces (root).
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
-        .unwrap_or(false)
-}
-
-/// Skip a test that needs root.
+/// Skips (or, under `XSKD_REQUIRE_ROOT=1`, fails) a test that needs root: `nic::testenv`.
 #[macro_export]
 macro_rules! need_root {
     () => {
-        if !common::is_root() {
-            eprintln!("skipped: needs root");
-            return;
-        }
+        nic::require_root!()
     };
 }
 

@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release -p benches --bin e2e -- tier1     # engine only: null ports vs testpmd net_null
+//! cargo run --release -p benches --bin e2e -- --secs 4 --reps 2 smoke   # CI: relay-null.toml ≥ 2× testpmd
 //! cargo run --release -p benches --bin e2e -- tier2     # veth copy mode: relay vs testpmd AF_XDP PMD
 //! cargo run --release -p benches --bin e2e -- rfc       # zero-loss rate, max-load rate, latency: all systems
 //! cargo run --release -p benches --bin e2e -- gens      # generator cross-check against kernel counters
@@ -82,6 +83,14 @@ enum Bench {
         /// Write the generated section of this Markdown file.
         #[arg(long)]
         write_md: Option<PathBuf>,
+    },
+    /// CI performance smoke: `xskd run` on config/examples/relay-null.toml (relay io over two
+    /// null ports, lcore 1) vs dpdk-testpmd io over two net_null ports on the same forwarding
+    /// core, alternating; fails when the median per-repetition ratio is below `--min-ratio`.
+    Smoke {
+        /// Least acceptable xskd / testpmd ratio.
+        #[arg(long, default_value_t = 2.0)]
+        min_ratio: f64,
     },
     /// veth, copy mode: relay io between d0 and d1 vs dpdk-testpmd's AF_XDP PMD, live-frames
     /// generator on CPU 0, DUT forwarding core on CPU 1, XDP sink counting on s0.
@@ -261,12 +270,25 @@ params = {{ mode = "{mode}", peer = "null0"{d0} }}
 fn xskd_null_trial(xskd: &Path, dir: &Path, main: usize, fwd: usize, mode: &str, burst: u32, secs: u64) -> Result<f64> {
     let cfg = dir.join(format!("null-{mode}.toml"));
     std::fs::write(&cfg, null_config(fwd, mode, burst, secs))?;
-    let argv: Vec<String> =
+    xskd_run_trial(xskd, &cfg, main, &[]).map(|(pps, _)| pps)
+}
+
+/// Runs `xskd run --config cfg EXTRA…` with its main thread on CPU `main` (the config pins the
+/// forwarding lcore); returns the steady total TX rate from the per-second lines, and stdout.
+fn xskd_run_trial(xskd: &Path, cfg: &Path, main: usize, extra: &[String]) -> Result<(f64, String)> {
+    let mut argv: Vec<String> =
         ["taskset", "-c", &main.to_string(), &xskd.to_string_lossy(), "run", "--config", &cfg.to_string_lossy()]
             .iter()
             .map(|s| s.to_string())
             .collect();
-    let r = bounded(&argv, Duration::from_secs(secs + 15))?;
+    argv.extend_from_slice(extra);
+    let secs = extra
+        .iter()
+        .position(|a| a == "--duration-secs")
+        .and_then(|i| extra.get(i + 1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(10.0);
+    let r = bounded(&argv, Duration::from_secs_f64(secs + 15.0))?;
     if r.code != Some(0) {
         bail!("xskd failed ({:?}): {}", r.code, r.stderr.lines().last().unwrap_or(""));
     }
@@ -274,7 +296,55 @@ fn xskd_null_trial(xskd: &Path, dir: &Path, main: usize, fwd: usize, mode: &str,
     if tx.is_empty() {
         bail!("no samples from xskd:\n{}", r.stdout);
     }
-    Ok(steady(&tx))
+    Ok((steady(&tx), r.stdout))
+}
+
+/// The CI performance smoke (see `Bench::Smoke`).
+fn smoke(cli: &Cli, min_ratio: f64) -> Result<()> {
+    if !have("dpdk-testpmd") {
+        bail!("dpdk-testpmd not found: apt-get install dpdk-dev");
+    }
+    if cpus() < 2 {
+        bail!("smoke needs 2 CPUs: relay-null.toml pins its lcore to CPU 1");
+    }
+    let (main, fwd) = (0, 1);
+    let xskd = xskd_binary(cli)?;
+    let cfg = workspace_root().join("config/examples/relay-null.toml");
+    let dir = tempdir()?;
+    let json = dir.join("smoke.json");
+    let extra: Vec<String> = ["--duration-secs", &cli.secs.to_string(), "--json", &json.to_string_lossy()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut ratios = Vec::new();
+    for rep in 0..cli.reps {
+        let (x, _) = xskd_run_trial(&xskd, &cfg, main, &extra)?;
+        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+        let forwarded = report["lcores"][0]["tx_packets"].as_u64().unwrap_or(0);
+        let d = testpmd_null_trial(main, fwd, "io", 64, cli.secs)?;
+        let ratio = x / d;
+        println!(
+            "smoke rep {rep}: xskd relay-null {:.2} Mpps ({forwarded} frames forwarded in {} s by its JSON report), \
+             dpdk-testpmd net_null io {:.2} Mpps, ratio {ratio:.2}x",
+            x / 1e6,
+            cli.secs,
+            d / 1e6
+        );
+        if forwarded == 0 {
+            bail!("xskd's JSON report shows no forwarded frame: {report}");
+        }
+        ratios.push(ratio);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = Summary::of(&ratios);
+    println!(
+        "smoke: xskd / testpmd = {:.2}x median ({:.2}-{:.2}) over {} repetitions; required >= {min_ratio}x",
+        s.median, s.min, s.max, cli.reps
+    );
+    if s.median < min_ratio {
+        bail!("performance smoke failed: xskd is {:.2}x dpdk-testpmd, below {min_ratio}x", s.median);
+    }
+    Ok(())
 }
 
 fn testpmd_null_trial(main: usize, fwd: usize, mode: &str, burst: u32, secs: u64) -> Result<f64> {
@@ -1012,8 +1082,10 @@ const PACKAGES: &[&str] =
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    benches::run::ensure_packages(PACKAGES).context("installing the peers")?;
+    let packages = if matches!(cli.bench, Bench::Smoke { .. }) { &["dpdk-dev"][..] } else { PACKAGES };
+    benches::run::ensure_packages(packages).context("installing the peers")?;
     match cli.bench {
+        Bench::Smoke { min_ratio } => smoke(&cli, min_ratio),
         Bench::Tier1 { burst, ref write_md } => write_section(write_md.as_deref(), "tier1", &tier1(&cli, burst)?),
         Bench::Nat { ref flows, burst, ref write_md } => {
             write_section(write_md.as_deref(), "nat", &nat(&cli, flows, burst)?)
