@@ -14,9 +14,9 @@
 //!   [`NatError`]s, so the caller can count them as distinct drop reasons.
 //! * Every rewrite updates every checksum that covers a changed field **incrementally**
 //!   (RFC 1624, eqn. 3), never by summing the packet again. When the checksums were valid, the
-//!   result is bit-identical to a full recomputation (see [`Delta::apply`]); when one
-//!   was wrong it stays exactly as wrong, so the receiver still drops the packet (a NAT that
-//!   recomputed would launder the corruption).
+//!   result is bit-identical to a full recomputation (see [`Delta::apply`]); when one was wrong
+//!   it stays exactly as wrong, so the receiver still drops the packet (a NAT that recomputed
+//!   would launder the corruption).
 //! * UDP (RFC 768): a zero checksum over IPv4 means "no checksum" and stays zero; a computed zero
 //!   is sent as `0xffff`. Over IPv6 the UDP checksum is mandatory (RFC 8200 §8.1) and is always
 //!   updated; a zero one received over IPv6 is invalid and is passed through unchanged (still
@@ -42,10 +42,11 @@
 //! quote of fewer than 18 bytes does not hold the whole checksum field; then only the ports
 //! change ([`InnerChecksum::Truncated`]; a 17-byte quote keeps the field's first byte as it was,
 //! since its new value depends on the carry from the missing byte). Linux skips the update
-//! unless the whole 20-byte header is present, which differs only for 18- and 19-byte quotes. A quoted UDP checksum of zero stays
-//! zero. Unlike Linux, which recomputes the ICMP checksum over the message after verifying it,
-//! this module updates it incrementally and does not verify it (see
-//! [`NatFrame::verify_checksums`]).
+//! unless the whole 20-byte header is present, which differs only for 18- and 19-byte quotes. A
+//! quoted UDP checksum of zero stays zero. Linux then recomputes the ICMP checksum over the whole
+//! message (`nf_nat_icmp_reply_translation`, after conntrack verified it on input when
+//! `nf_conntrack_checksum` is set); this module updates it incrementally instead and does not
+//! verify it (see [`NatFrame::verify_checksums`]), so a corrupted error stays corrupted.
 //!
 //! # Not supported
 //!
@@ -1013,17 +1014,22 @@ mod tests {
 
         /// DNAT then SNAT, one side at a time, and the MAC rewrite, give the same bytes.
         #[test]
-        fn one_side_at_a_time_and_macs((from, to) in any_translation(), shape in any_shape(), macs in any::<([u8; 6], [u8; 6])>()) {
+        fn one_side_at_a_time_and_macs(
+            (from, to) in any_translation(),
+            shape in any_shape(),
+            (src_mac, dst_mac) in any::<([u8; 6], [u8; 6])>(),
+        ) {
+            let (src_mac, dst_mac) = (EthernetAddress(src_mac), EthernetAddress(dst_mac));
             let mut bytes = build(&shape, &from);
             let mut f = NatFrame::new_checked(&mut bytes[..]).unwrap();
             f.rewrite_dst(to.dst_addr(), to.dst_port).unwrap();
             prop_assert_eq!(f.tuple().dst_addr(), to.dst_addr());
             prop_assert_eq!(f.tuple().src_addr(), from.src_addr());
             f.rewrite_src(to.src_addr(), to.src_port).unwrap();
-            f.set_src_mac(EthernetAddress(macs.0));
-            f.set_dst_mac(EthernetAddress(macs.1));
-            prop_assert_eq!((f.src_mac(), f.dst_mac()), (EthernetAddress(macs.0), EthernetAddress(macs.1)));
-            let expected_shape = Shape { src_mac: EthernetAddress(macs.0), dst_mac: EthernetAddress(macs.1), ..shape.clone() };
+            f.set_src_mac(src_mac);
+            f.set_dst_mac(dst_mac);
+            prop_assert_eq!((f.src_mac(), f.dst_mac()), (src_mac, dst_mac));
+            let expected_shape = Shape { src_mac, dst_mac, ..shape.clone() };
             prop_assert_eq!(&bytes, &build(&expected_shape, &to));
         }
 
@@ -1542,7 +1548,10 @@ mod tests {
 
     proptest! {
         #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), (t, _) in any_translation()) {
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            (t, _) in any_translation(),
+        ) {
             exercise(&bytes, &t, &t.ips);
         }
 

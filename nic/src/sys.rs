@@ -257,6 +257,18 @@ pub fn prefetch_read<T>(r: &T) {
     let _ = r;
 }
 
+/// CPU time the calling thread has used (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`). Unlike
+/// wall-clock time it leaves out the time the thread waited for a CPU, so micro-benchmarks on a
+/// shared machine measure the work itself. One system call per read: not for the data path.
+pub fn thread_cpu_time() -> io::Result<std::time::Duration> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec owned by this frame; the clock id is a constant.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
 /// MAC address of an interface in the calling thread's network namespace
 /// (`ioctl(SIOCGIFHWADDR)`; unlike /sys/class/net this follows `setns`).
 pub fn if_hwaddr(name: &str) -> io::Result<[u8; 6]> {
@@ -340,6 +352,23 @@ pub fn send_repeated(fd: BorrowedFd<'_>, payload: &[u8], count: usize) -> io::Re
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
+
+    /// Busy work advances the thread's CPU clock by about its wall time; sleeping does not.
+    #[test]
+    fn thread_cpu_time_counts_running_not_sleeping() {
+        let c0 = thread_cpu_time().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let c1 = thread_cpu_time().unwrap();
+        assert!(c1 - c0 < std::time::Duration::from_millis(25), "sleep counted: {:?}", c1 - c0);
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < std::time::Duration::from_millis(50) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let c2 = thread_cpu_time().unwrap();
+        // On a loaded machine the spin gets less than its 50 ms of CPU, but some.
+        assert!(c2 > c1 && c2 - c1 <= t.elapsed() + std::time::Duration::from_millis(5), "{:?}", c2 - c1);
+    }
 
     #[test]
     fn send_repeated_delivers_count_copies() {
