@@ -170,6 +170,12 @@ pub struct NeighEntry {
 }
 
 impl NeighEntry {
+    /// Whether the kernel learned this entry on its own (not static, not NOARP, not managed):
+    /// see [`Neighbours::ensure_managed`].
+    pub fn is_learned(&self) -> bool {
+        !self.managed && !matches!(self.state, NudState::Permanent | NudState::NoArp)
+    }
+
     /// The MAC to send to, if the state makes it usable.
     pub fn usable_mac(&self) -> Option<[u8; 6]> {
         self.mac.filter(|_| self.state.has_valid_lladdr())
@@ -342,7 +348,11 @@ impl Neighbours {
     }
 
     /// Makes sure an entry for `ip` exists on `ifindex`, creating a managed one (marked as
-    /// xskd's) if there is none; an existing entry is never modified.
+    /// xskd's) if there is none. A static (PERMANENT) entry, a NOARP one and someone else's
+    /// managed entry are left as they are ([`Created::Existing`]). An entry the kernel merely
+    /// *learned* is replaced by a managed one: xskd's frames bypass the kernel, so nothing
+    /// would ever confirm a learned entry again, and its MAC would be trusted (STALE) with no
+    /// re-probe however long the backend had been gone or had changed its MAC.
     pub fn ensure_managed(&mut self, ifindex: u32, ip: IpAddr) -> Result<Created, NeighError> {
         for _ in 0..CREATE_ATTEMPTS {
             let seq = next_seq();
@@ -360,6 +370,10 @@ impl Neighbours {
                 },
                 Err(e) if e.errno == libc::EEXIST => match self.get(ifindex, ip)? {
                     Some(e) if e.is_xskd_managed() => return Ok(Created::Adopted),
+                    Some(e) if e.is_learned() => {
+                        tracing::info!(ifindex, %ip, state = %e.state, "learned neighbour entry replaced by a managed one");
+                        self.delete(ifindex, ip)?; // then create it again, managed
+                    }
                     Some(e) => return Ok(Created::Existing(e)),
                     None => {} // deleted meanwhile: try again
                 },

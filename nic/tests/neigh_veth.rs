@@ -396,7 +396,7 @@ fn peer_mac_change_with_default_timers() {
 }
 
 #[test]
-fn existing_entries_are_left_alone() {
+fn static_and_foreign_entries_are_left_alone_and_learned_ones_taken_over() {
     require_root!();
     let lab = Lab::new("nb-keep");
     let h = |args: &[&str]| lab.host.ip(args).expect("ip neigh");
@@ -416,7 +416,7 @@ fn existing_entries_are_left_alone() {
     assert!(!before[3].managed, "the ping left a learned entry: {:?}", before[3]);
 
     let mut nb = lab.neighbours();
-    for (addr, w) in addrs.iter().zip(&before) {
+    for (addr, w) in addrs.iter().zip(&before).take(3) {
         match nb.ensure_managed(lab.ifindex, *addr).expect("ensure_managed") {
             Created::Existing(e) => {
                 assert_eq!((e.ip, e.mac, e.managed), (w.dst, w.lladdr, w.managed), "{e:?}");
@@ -425,7 +425,18 @@ fn existing_entries_are_left_alone() {
         }
         assert!(matches!(nb.remove_managed(lab.ifindex, *addr).expect("remove"), Removed::NotOurs(_)));
     }
-    for (addr, w) in addrs.iter().zip(&before) {
+    // The learned entry is taken over: nothing would confirm it once xskd's frames bypass the
+    // kernel. It becomes xskd's managed entry (resolved again at once) and is removed with it.
+    let peer = ip(PEER_V4);
+    assert_eq!(nb.ensure_managed(lab.ifindex, peer).expect("take over"), Created::New);
+    let w = lab.witness_of(peer).expect("managed now");
+    assert!(w.managed && w.protocol.as_deref() == Some("88"), "{w:?}");
+    poll(Duration::from_secs(1), Duration::from_millis(5), || {
+        lab.witness_of(peer).filter(|w| w.lladdr == before[3].lladdr)
+    })
+    .expect("resolved again to the same MAC");
+    assert_eq!(nb.remove_managed(lab.ifindex, peer).expect("remove"), Removed::Deleted);
+    for (addr, w) in addrs.iter().zip(&before).take(3) {
         let now = lab.witness_of(*addr).expect("still there");
         // A learned entry may age (REACHABLE → STALE) meanwhile; nothing else may change.
         assert_eq!((&now.lladdr, now.managed, &now.protocol), (&w.lladdr, w.managed, &w.protocol), "{addr}");

@@ -30,10 +30,17 @@ pub enum IpFamily {
 /// Address bytes are in network order in memory (a word is `u64::from_le_bytes` of 8 address
 /// bytes); ports and protocol are plain values. Ports are whatever the caller passes: for
 /// protocols without ports (ICMP, …) use 0 or an identifier of the caller's choice.
-#[derive(Clone, Copy, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Eq, PartialOrd, Ord)]
 #[repr(C, align(8))]
 pub struct FlowKey {
     words: [u64; 5],
+}
+
+impl std::hash::Hash for FlowKey {
+    /// The words, as equality compares them.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.words.hash(state);
+    }
 }
 
 impl PartialEq for FlowKey {
