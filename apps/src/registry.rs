@@ -93,6 +93,10 @@ pub trait AppKind: Sized + Clone + PartialEq + std::fmt::Debug {
     fn controller(&self, _cx: &ControlCtx<'_>) -> Option<Box<dyn Controller>> {
         None
     }
+    /// Problems with running as `shards` shards, as (key, message) (validation).
+    fn check_shards(&self, _shards: usize) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// What a caller may watch or drive while an instance runs (taken before the apps move into
@@ -156,6 +160,11 @@ macro_rules! apps {
             /// Claim rules the app asks for (see [`AppKind::claims`]).
             pub fn claims(&self) -> Vec<(String, config::ClaimRule)> {
                 match self { $( AppParams::$variant(p) => p.claims(), )+ }
+            }
+
+            /// Problems with running as `shards` shards (see [`AppKind::check_shards`]).
+            pub fn check_shards(&self, shards: usize) -> Vec<(String, String)> {
+                match self { $( AppParams::$variant(p) => p.check_shards(shards), )+ }
             }
 
             /// The instance's controller (see [`AppKind::controller`]).
@@ -287,6 +296,9 @@ impl config::Environment for XskdEnv {
     }
     fn port_claims(&self, params: &AppParams) -> Vec<(String, config::ClaimRule)> {
         params.claims()
+    }
+    fn check_shards(&self, params: &AppParams, shards: usize) -> config::env::ParamProblems {
+        params.check_shards(shards)
     }
 }
 

@@ -40,6 +40,11 @@ pub trait Environment {
     fn port_claims(&self, _params: &Self::Params) -> Vec<(String, crate::ClaimRule)> {
         Vec::new()
     }
+    /// Problems with running the app as `shards` shards (one per lcore that polls one of its
+    /// queues), as (key suffix under `params`, message): what only the whole plan reveals.
+    fn check_shards(&self, _params: &Self::Params, _shards: usize) -> ParamProblems {
+        Vec::new()
+    }
 }
 
 /// The real machine: interfaces from /sys/class/net, CPUs from /sys/devices/system/cpu/online.

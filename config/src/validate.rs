@@ -198,6 +198,7 @@ pub fn validate<E: Environment>(cfg: &EngineConfig, env: &E) -> Result<Plan<E::P
     let queues = check_queues(cfg, env, &ports, apps, &mut errs);
     let mut ports = ports;
     check_references(cfg, env, &ports, &queues, &mut errs);
+    check_shards(env, &queues, &mut errs);
     apply_app_claims(cfg, env, &mut ports, &queues, &mut errs);
     check_frame_budget(cfg, &queues, &mut errs);
     if !errs.is_empty() {
@@ -587,6 +588,17 @@ fn check_references<E: Environment>(
     }
     if cfg.queues.is_empty() {
         errs.push(ConfigError::new("queue", "no [[queue]] binding: nothing to run".into()));
+    }
+}
+
+/// Each app instance can run as as many shards as lcores poll its queues.
+fn check_shards<E: Environment>(env: &E, queues: &QueueFacts<E::Params>, errs: &mut Vec<ConfigError>) {
+    for (ai, a) in queues.apps.iter().enumerate() {
+        let Some(plan) = &a.plan else { continue };
+        let shards = queues.lcores.values().filter(|qs| qs.iter().any(|q| q.app == ai)).count();
+        for (pk, msg) in env.check_shards(&plan.params, shards) {
+            errs.push(ConfigError::new(&format!("{}.{pk}", a.params_key), msg));
+        }
     }
 }
 

@@ -119,6 +119,17 @@ impl AppKind for L4lbParams {
         Ok(L4lb::new(self, w, cx.burst))
     }
 
+    fn check_shards(&self, shards: usize) -> Vec<(String, String)> {
+        let per = self.ports_per_shard(shards.min(u16::MAX as usize) as u16);
+        if per == 0 || shards > u16::MAX as usize {
+            return vec![(
+                "nat_ports".into(),
+                format!("{}-{} has fewer ports than the {shards} shards (lcores) the instance runs on", self.nat_ports.0, self.nat_ports.1),
+            )];
+        }
+        Vec::new()
+    }
+
     fn controller(&self, cx: &ControlCtx<'_>) -> Option<Box<dyn Controller>> {
         Some(Box::new(L4lbControl::new(cx.name, self, (cx.iface_of)(&self.backend_port))))
     }

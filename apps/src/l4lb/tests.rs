@@ -657,3 +657,45 @@ mod robustness {
         }
     }
 }
+
+/// `check` refuses an instance whose NAT port range cannot give every shard a port (what the
+/// daemon would otherwise refuse only when building the shards).
+#[test]
+fn validation_checks_the_port_range_against_the_shard_count() {
+    let text = |range: &str| {
+        format!(
+            r#"
+[[port]]
+name = "c"
+kind = "null"
+[[port]]
+name = "b"
+kind = "null"
+[[app]]
+name = "lb"
+kind = "l4lb"
+[app.params]
+client_port = "c"
+backend_port = "b"
+snat = ["198.19.0.2"]
+nat_ports = "{range}"
+[[app.params.service]]
+vip = "198.18.0.100"
+port = 80
+[[queue]]
+port = "c"
+lcore = 0
+app = "lb"
+[[queue]]
+port = "b"
+queue = 0
+lcore = 1
+app = "lb"
+"#
+        )
+    };
+    let env = crate::system_env();
+    let errs = config::validate(&config::parse(&text("1024-1024")).unwrap(), &env).unwrap_err();
+    assert_eq!(errs.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), vec!["app[0].params.nat_ports"], "{errs:?}");
+    assert!(config::validate(&config::parse(&text("1024-1025")).unwrap(), &env).is_ok());
+}
