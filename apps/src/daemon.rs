@@ -12,8 +12,12 @@
 //!    the shards of instances whose shards hand frames to each other;
 //! 5. run one pinned thread per lcore; the calling thread prints one line per lcore per
 //!    `stats_interval` and watches for the stop flag (SIGINT/SIGTERM) or the duration;
-//! 6. on stop: detach the XDP programs first (no new frames reach the sockets), then let the
-//!    lcores drain and exit, then close sockets and unmap.
+//! 6. on stop: take the sockets out of the XSKMAPs (no new frames reach them), let the lcores
+//!    drain and exit, detach the XDP programs, take back the chunks the stopped rings still
+//!    hold and close the sockets ([`nic::port::reclaim`]), then count the pool: every UMEM
+//!    frame must be on the free list again (a shortfall is logged as a warning and reported);
+//!    then unmap. Open fds and hugetlb memory are sampled before anything is opened and after
+//!    everything is released ([`crate::resources`]), so leaks show in the report.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,11 +27,15 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use config::PortPlanKind;
 use engine::{AppSlot, IdleMode, LcoreBuilder, LcoreOptions, LcoreSnapshot, PortId, Shard, TxPort};
+use nic::port::Reclaimed;
 use nic::xdp::{AttachedMode, XdpProgStats, XdpProgram};
-use nic::{AnyPort, Backing, NullPort, PageSize, PoolCache, Region, RingPort, Umem, UmemConfig, XskConfig};
+use nic::{
+    AnyPort, Backing, BusyPollState, NullPort, PageSize, PoolCache, Region, RingPort, Umem, UmemConfig, XskConfig,
+};
 
 use crate::registry::{AnyApp, AppHandle, BuildCtx, Plan, QueueInfo};
 use crate::report;
+use crate::resources::{self, Resources};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -71,6 +79,35 @@ pub struct PortReport {
     pub xdp_mode: Option<AttachedMode>,
     /// XDP program counters at the end.
     pub xdp_stats: Option<XdpProgStats>,
+    /// The port's AF_XDP sockets (none for null ports).
+    pub sockets: Vec<SocketReport>,
+}
+
+/// One AF_XDP socket as the kernel reported it after it was set up.
+#[derive(Debug, Clone)]
+pub struct SocketReport {
+    /// Queue id.
+    pub queue: u32,
+    /// Busy-poll options read back from the kernel (None if they could not be read).
+    pub busy_poll: Option<BusyPollState>,
+}
+
+/// The UMEM's frames after the run: all of them should be on the free list again.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolAccount {
+    /// Frames of the UMEM.
+    pub frames: u64,
+    /// Frames on the free list once the lcores stopped and the rings were reclaimed.
+    pub free_after_stop: u64,
+    /// What was taken back from the stopped ports' rings.
+    pub reclaimed: Reclaimed,
+}
+
+impl PoolAccount {
+    /// Frames not back in the pool (negative: more on the free list than exist, a double free).
+    pub fn missing(&self) -> i64 {
+        self.frames as i64 - self.free_after_stop as i64
+    }
 }
 
 /// The outcome of a run.
@@ -88,6 +125,10 @@ pub struct RunReport {
     pub lcores: Vec<LcoreSnapshot>,
     /// Burst size.
     pub burst: usize,
+    /// UMEM frames after stop.
+    pub pool: PoolAccount,
+    /// Open fds and hugetlb memory before and after.
+    pub resources: Resources,
 }
 
 /// Frames each lcore's cache holds at most.
@@ -97,6 +138,43 @@ const HANDOFF_SLOTS: usize = 4096;
 
 /// Runs `plan` until stopped; see the module docs for the sequence.
 pub fn run(plan: &Plan, opts: RunOptions) -> Result<RunReport> {
+    let fds_before = resources::open_fds("self");
+    let (result, hugetlb_kib_mapped) = {
+        let umem = map_umem(plan)?;
+        let mut progs = HashMap::new();
+        attach_programs(plan, &mut progs)?;
+        let result = run_with_programs(plan, &opts, &umem, &mut progs);
+        // Whatever happened, detach what is still attached (normally already done at stop).
+        detach_all(&mut progs);
+        (result, resources::hugetlb_kib("self"))
+    };
+    // The UMEM is unmapped and every socket and BPF object is closed: what is still open or
+    // mapped now leaked.
+    let mut report = result?;
+    report.resources = Resources {
+        fds_before,
+        fds_after: resources::open_fds("self"),
+        hugetlb_kib_mapped,
+        hugetlb_kib_after: resources::hugetlb_kib("self"),
+    };
+    let r = &report.resources;
+    if let (Some(b), Some(a)) = (r.fds_before, r.fds_after) {
+        if a != b {
+            tracing::warn!(
+                before = b,
+                after = a,
+                "{} file descriptor(s) still open after the run",
+                a as i64 - b as i64
+            );
+        }
+    }
+    if let Some(k) = r.hugetlb_kib_after.filter(|&k| k > 0) {
+        tracing::warn!(kib = k, "hugetlb memory still mapped after the UMEM was unmapped");
+    }
+    Ok(report)
+}
+
+fn map_umem(plan: &Plan) -> Result<Umem> {
     let page = match plan.umem.hugepages {
         config::Hugepages::TwoMeg => PageSize::Huge2M,
         config::Hugepages::OneGig => PageSize::Huge1G,
@@ -107,9 +185,11 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<RunReport> {
     let region = Region::map(ucfg.frame_size as usize * ucfg.frame_count as usize, page).context("mapping the UMEM")?;
     let umem = Umem::new(region, ucfg).context("building the UMEM")?;
     tracing::info!(frames = ucfg.frame_count, frame_size = ucfg.frame_size, backing = %umem.backing(), "UMEM ready");
+    Ok(umem)
+}
 
-    // XDP programs, one per AF_XDP port.
-    let mut progs: HashMap<usize, XdpProgram> = HashMap::new();
+/// One XDP program per AF_XDP port (on error, those attached so far detach when `progs` drops).
+fn attach_programs(plan: &Plan, progs: &mut HashMap<usize, XdpProgram>) -> Result<()> {
     for (pi, port) in plan.ports.iter().enumerate() {
         if let PortPlanKind::Xsk(x) = &port.kind {
             let prog = XdpProgram::attach(&x.iface, xdp_mode(x.xdp_mode), &claim(&x.claim))
@@ -118,14 +198,15 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<RunReport> {
             progs.insert(pi, prog);
         }
     }
-    let result = run_with_programs(plan, &opts, &umem, &mut progs);
-    // Whatever happened, detach what is still attached (normally already done at stop).
+    Ok(())
+}
+
+fn detach_all(progs: &mut HashMap<usize, XdpProgram>) {
     for (_, p) in progs.drain() {
         if let Err(e) = p.detach() {
             tracing::warn!(error = %e, "detaching XDP program");
         }
     }
-    result
 }
 
 fn xdp_mode(m: config::XdpMode) -> nic::xdp::XdpMode {
@@ -174,6 +255,15 @@ fn null_mac(i: usize) -> [u8; 6] {
     [0x02, 0, 0, 0, 0, i as u8]
 }
 
+/// What opening the queues found out about each port (by port index).
+#[derive(Default)]
+struct Opened {
+    /// "zero-copy", "copy" or "null".
+    bind_modes: HashMap<usize, String>,
+    /// The port's sockets as the kernel reports them.
+    sockets: HashMap<usize, Vec<SocketReport>>,
+}
+
 /// Where each bound (port, queue) lives: per lcore (index into `plan.lcores`), per port
 /// index, the (queue id, TX target) pairs it polls.
 type Local = Vec<HashMap<usize, Vec<(u32, TxPort)>>>;
@@ -184,7 +274,7 @@ fn open_queues<'u>(
     plan: &Plan,
     umem: &'u Umem,
     progs: &mut HashMap<usize, XdpProgram>,
-    bind_modes: &mut HashMap<usize, String>,
+    opened: &mut Opened,
 ) -> Result<(Vec<LcoreBuilder<'u, AnyApp>>, Local)> {
     // One clock for every lcore: instants (pktgen's TX timestamps) compare across lcores.
     let clock = engine::Clock::new();
@@ -218,7 +308,12 @@ fn open_queues<'u>(
                     let rp = RingPort::open_xsk(umem, b.cache_mut(), &cfg)
                         .with_context(|| format!("opening {name} on lcore {}", lp.cpu))?;
                     let sock = rp.socket().expect("xsk port has a socket");
-                    bind_modes.insert(q.port, if sock.zero_copy() { "zero-copy".into() } else { "copy".into() });
+                    opened.bind_modes.insert(q.port, if sock.zero_copy() { "zero-copy".into() } else { "copy".into() });
+                    let busy_poll = sock
+                        .busy_poll_state()
+                        .map_err(|e| tracing::warn!(queue = %name, error = %e, "reading busy-poll options back"))
+                        .ok();
+                    opened.sockets.entry(q.port).or_default().push(SocketReport { queue: q.queue, busy_poll });
                     let prog =
                         progs.get_mut(&q.port).ok_or_else(|| anyhow!("port {} has no XDP program", port.name))?;
                     prog.register_socket(q.queue, rp.socket_fd().expect("fd"))
@@ -229,12 +324,13 @@ fn open_queues<'u>(
                         zero_copy = sock.zero_copy(),
                         need_wakeup = sock.need_wakeup(),
                         tx_budget = ?sock.tx_budget(),
+                        busy_poll = ?busy_poll,
                         "socket bound"
                     );
                     AnyPort::Ring(rp)
                 }
                 PortPlanKind::Null { len } => {
-                    bind_modes.insert(q.port, "null".into());
+                    opened.bind_modes.insert(q.port, "null".into());
                     AnyPort::Null(NullPort::new(*len as u32))
                 }
             };
@@ -401,8 +497,8 @@ fn run_with_programs(
             PortPlanKind::Null { .. } => Some(null_mac(i)),
         })
         .collect();
-    let mut bind_modes: HashMap<usize, String> = HashMap::new();
-    let (mut builders, local) = open_queues(plan, umem, progs, &mut bind_modes)?;
+    let mut opened = Opened::default();
+    let (mut builders, local) = open_queues(plan, umem, progs, &mut opened)?;
     let remote = connect_remote_ports(plan, &mut builders, &local)?;
     let mut entries = Vec::new();
     let built = build_shards(plan, &mut builders, &local, &remote, &macs, &mut entries)?;
@@ -431,9 +527,10 @@ fn run_with_programs(
                     PortPlanKind::Xsk(x) => Some(x.iface.clone()),
                     PortPlanKind::Null { .. } => None,
                 },
-                bind_mode: bind_modes.get(&i).cloned().unwrap_or_else(|| "unbound".into()),
+                bind_mode: opened.bind_modes.get(&i).cloned().unwrap_or_else(|| "unbound".into()),
                 xdp_mode: progs.get(&i).map(|p| p.mode()),
                 xdp_stats: stats.get(&i).copied(),
+                sockets: opened.sockets.get(&i).cloned().unwrap_or_default(),
             })
             .collect()
     };
@@ -444,10 +541,12 @@ fn run_with_programs(
         let _ = tx.send(());
     }
     let started = Instant::now();
-    let finals = std::thread::scope(|s| -> Result<Vec<LcoreSnapshot>> {
+    let (finals, stopped_ports) = std::thread::scope(|s| -> Result<(Vec<LcoreSnapshot>, Vec<AnyPort<'_>>)> {
         let handles: Vec<_> = lcores
             .into_iter()
-            .map(|l| std::thread::Builder::new().name("xskd-lcore".into()).spawn_scoped(s, move || l.run()))
+            .map(|l| {
+                std::thread::Builder::new().name("xskd-lcore".into()).spawn_scoped(s, move || l.run_and_return_ports())
+            })
             .collect::<std::io::Result<_>>()
             .context("spawning lcore threads")?;
         let mut prev: Vec<LcoreSnapshot> = shared.iter().map(|s| s.lock().expect("snapshot").clone()).collect();
@@ -483,14 +582,61 @@ fn run_with_programs(
         }
         lcore_stop.store(true, Ordering::Relaxed);
         let mut finals = Vec::new();
+        let mut ports = Vec::new();
         for h in handles {
-            finals.push(h.join().map_err(|_| anyhow!("an lcore thread panicked"))?);
+            let (snap, p) = h.join().map_err(|_| anyhow!("an lcore thread panicked"))?;
+            finals.push(snap);
+            ports.extend(p);
         }
-        Ok(finals)
+        Ok((finals, ports))
     })?;
     let elapsed = finals.iter().map(|f| f.elapsed).max().unwrap_or_default();
     let stats: HashMap<usize, XdpProgStats> =
         progs.iter().filter_map(|(i, p)| p.stats().ok().map(|s| (*i, s))).collect();
     let ports = port_reports(progs, &stats);
-    Ok(RunReport { elapsed, umem_backing: umem.backing(), umem: umem.config(), ports, lcores: finals, burst })
+    // The programs go before the sockets close (see nic::xdp's ordering rule).
+    detach_all(progs);
+    let pool = account_pool(umem, stopped_ports);
+    Ok(RunReport {
+        elapsed,
+        umem_backing: umem.backing(),
+        umem: umem.config(),
+        ports,
+        lcores: finals,
+        burst,
+        pool,
+        resources: Resources::default(),
+    })
+}
+
+/// Takes back what the stopped ports' rings hold, closes them, and counts the free list: every
+/// frame of the UMEM should be on it. A shortfall (a leak) or an excess (a double free) is
+/// logged.
+fn account_pool<'u>(umem: &'u Umem, stopped: Vec<AnyPort<'u>>) -> PoolAccount {
+    let reclaimed = nic::port::reclaim(umem, stopped);
+    let pool = PoolAccount { frames: umem.frame_count() as u64, free_after_stop: umem.free_count() as u64, reclaimed };
+    tracing::info!(frames = pool.frames, free = pool.free_after_stop, reclaimed = ?reclaimed, "UMEM frames after stop");
+    match pool.missing() {
+        0 => {}
+        m if m > 0 => tracing::warn!(
+            frames = pool.frames,
+            free = pool.free_after_stop,
+            already_free = reclaimed.already_free,
+            "{m} UMEM frame(s) not back in the pool after stop (leaked, or kept by the kernel)"
+        ),
+        m => tracing::warn!(
+            frames = pool.frames,
+            free = pool.free_after_stop,
+            "{} more frame(s) on the free list than the UMEM has: a double free",
+            -m
+        ),
+    }
+    if reclaimed.free_list_duplicates > 0 || reclaimed.invalid > 0 {
+        tracing::warn!(
+            duplicates = reclaimed.free_list_duplicates,
+            invalid = reclaimed.invalid,
+            "UMEM free list held a chunk twice, or a ring held an address outside the UMEM"
+        );
+    }
+    pool
 }

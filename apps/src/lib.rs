@@ -6,6 +6,7 @@
 //! * [`registry`]: the app list, parameter validation, [`registry::AnyApp`].
 //! * [`daemon`]: plan → UMEM → XDP → sockets → pinned lcores → orderly stop.
 //! * [`report`]: per-interval lines, the summary, JSON.
+//! * [`resources`]: open fds and hugetlb memory of a process, from procfs (leak checks).
 //! * [`demo`]: `xskd demo`, the engine on a throw-away veth topology.
 //! * [`udpflow`]: kernel UDP sender/receiver with per-byte checking (demo and tests).
 //! * [`params`]: typed access to app parameter tables.
@@ -19,6 +20,7 @@ pub mod pktgen_cmd;
 pub mod registry;
 pub mod relay;
 pub mod report;
+pub mod resources;
 pub mod udpflow;
 
 /// The environment `xskd` validates configurations against: this machine, these apps.

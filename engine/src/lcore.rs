@@ -316,8 +316,23 @@ pub const MAX_RX_BURSTS: usize = 4;
 const IDLE_BEFORE_SLEEP: u32 = 256;
 
 impl<'u, A: App<'u>> Lcore<'u, A> {
-    /// Runs until `stop` is set or every app is done; returns the final snapshot.
+    /// Runs until `stop` is set or every app is done; returns the final snapshot. The ports
+    /// close when the lcore drops, with whatever chunks their rings still hold.
     pub fn run(mut self) -> LcoreSnapshot {
+        self.run_loop()
+    }
+
+    /// As [`Lcore::run`], but hands the stopped ports back (still open, rings intact) so the
+    /// caller can take back the chunks their rings hold ([`nic::port::reclaim`]) once every
+    /// lcore sharing the UMEM has stopped. The lcore's cache has returned its chunks to the
+    /// shared free list when this returns.
+    pub fn run_and_return_ports(mut self) -> (LcoreSnapshot, Vec<AnyPort<'u>>) {
+        let snap = self.run_loop();
+        let ports = self.queues.drain(..).map(|q| q.port).collect();
+        (snap, ports)
+    }
+
+    fn run_loop(&mut self) -> LcoreSnapshot {
         if let Some(cpu) = self.opts.cpu {
             if let Err(e) = nic::sys::pin_current_thread(cpu) {
                 tracing::warn!(lcore = %self.opts.name, cpu, error = %e, "could not pin lcore");

@@ -7,6 +7,7 @@
 //!   untouched), TX returns them to the pool. Measures the engine with no kernel in the path.
 //! * [`AnyPort`]: the enum the engine stores, so the per-burst dispatch is one `match`, not a
 //!   virtual call.
+//! * [`reclaim`]: after a run, the chunks stopped ports' rings still hold go back to the pool.
 //!
 //! Every port method does bounded work: at most one burst in or out, at most one ring's worth
 //! of completions reaped, at most one wakeup syscall.
@@ -21,6 +22,9 @@ use crate::ring::{CompRing, FillRing, RxRing, TxRing};
 use crate::sys::{self, Kick};
 use crate::umem::Umem;
 use crate::xsk::{self, XdpStatistics, XskConfig, XskError, XskSocket};
+
+mod reclaim;
+pub use reclaim::{reclaim, Reclaimed};
 
 /// Per-port counters, owned by the lcore that drives the port (plain integers; the engine
 /// publishes copies off the hot path).

@@ -268,6 +268,39 @@ impl<T: Copy> RingCore<T> {
         self.cons().store(self.cached_cons, Ordering::Release);
     }
 
+    // ----- after use: reading a quiescent ring (see `port::reclaim`) -----
+
+    /// Producer index as this side last knew it: everything it published (producer role), or
+    /// the last value it loaded (consumer role).
+    pub(crate) fn local_prod(&self) -> u32 {
+        self.cached_prod
+    }
+
+    /// Consumer index as this side last knew it (consumer role: everything it released).
+    pub(crate) fn local_cons(&self) -> u32 {
+        self.cached_cons
+    }
+
+    /// The consumer index the other side has published.
+    pub(crate) fn shared_cons(&self) -> u32 {
+        self.cons().load(Ordering::Acquire)
+    }
+
+    /// The producer index the other side has published.
+    pub(crate) fn shared_prod(&self) -> u32 {
+        self.prod().load(Ordering::Acquire)
+    }
+
+    /// Reads the slot of absolute ring position `pos` (masked), whatever it holds now. Only
+    /// meaningful for positions within the last `size` writes, and only once the other side
+    /// no longer writes the ring.
+    pub(crate) fn read_pos(&self, pos: u32) -> T {
+        // SAFETY: the pointer is in bounds (`slot`) and `T` is plain data (`Copy`, any bit
+        // pattern of a ring slot is a valid `u64`/`XdpDesc`); the caller guarantees no
+        // concurrent writer.
+        unsafe { self.slot(pos).read() }
+    }
+
     // ----- flags -----
 
     /// Whether the kernel asked to be woken up (`XDP_RING_NEED_WAKEUP`).

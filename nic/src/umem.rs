@@ -188,6 +188,11 @@ impl Umem {
         free.extend_from_slice(addrs);
     }
 
+    /// A copy of the free list (off the hot path: accounting after stop).
+    pub(crate) fn free_snapshot(&self) -> Vec<u64> {
+        self.free.lock().expect("umem free list poisoned").clone()
+    }
+
     /// Whether `a` is the start of a chunk of this UMEM.
     pub(crate) fn is_chunk_addr(&self, a: u64) -> bool {
         a & ((1u64 << self.shift) - 1) == 0 && (a >> self.shift) < self.cfg.frame_count as u64
