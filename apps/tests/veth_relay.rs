@@ -167,25 +167,6 @@ fn unclaimed_traffic_reaches_the_kernel_while_the_engine_runs() {
 }
 
 #[test]
-fn sigkill_then_restart_needs_no_manual_step() {
-    need_root!();
-    let mut bed = Bed::new("xkkill", EngineOpts::default());
-    bed.start();
-    let (f, _) = bed.exchange(60, 100, 10_000, 40);
-    assert_all_intact(&f, 100, "before kill");
-    bed.kill9();
-    // Nothing attached survives the process (bpf_link dies with its fd).
-    assert!(!bed.xdp_attached("d0") && !bed.xdp_attached("d1"), "SIGKILL left XDP attached");
-    // Start again right away, same interfaces and queues (the kernel may still be releasing the
-    // old sockets: xskd retries the bind).
-    bed.start();
-    let (f, r) = bed.exchange(60, 500, 10_000, 50);
-    assert_all_intact(&f, 500, "after restart gen→sink");
-    assert_all_intact(&r, 500, "after restart sink→gen");
-    bed.stop();
-}
-
-#[test]
 fn malformed_config_exits_2_with_every_problem_and_attaches_nothing() {
     need_root!();
     let bed = Bed::new("xkbad", EngineOpts::default());
