@@ -99,6 +99,8 @@ pub struct PoolAccount {
     pub frames: u64,
     /// Frames on the free list once the lcores stopped and the rings were reclaimed.
     pub free_after_stop: u64,
+    /// Frames found on the handoff rings between lcores after they stopped (never sent).
+    pub handoff_leftovers: u64,
     /// What was taken back from the stopped ports' rings.
     pub reclaimed: Reclaimed,
 }
@@ -541,7 +543,7 @@ fn run_with_programs(
         let _ = tx.send(());
     }
     let started = Instant::now();
-    let (finals, stopped_ports) = std::thread::scope(|s| -> Result<(Vec<LcoreSnapshot>, Vec<AnyPort<'_>>)> {
+    let stopped = std::thread::scope(|s| -> Result<Vec<engine::Stopped<'_>>> {
         let handles: Vec<_> = lcores
             .into_iter()
             .map(|l| {
@@ -581,22 +583,16 @@ fn run_with_programs(
             }
         }
         lcore_stop.store(true, Ordering::Relaxed);
-        let mut finals = Vec::new();
-        let mut ports = Vec::new();
-        for h in handles {
-            let (snap, p) = h.join().map_err(|_| anyhow!("an lcore thread panicked"))?;
-            finals.push(snap);
-            ports.extend(p);
-        }
-        Ok((finals, ports))
+        handles.into_iter().map(|h| h.join().map_err(|_| anyhow!("an lcore thread panicked"))).collect()
     })?;
+    let finals: Vec<LcoreSnapshot> = stopped.iter().map(|s| s.snapshot.clone()).collect();
     let elapsed = finals.iter().map(|f| f.elapsed).max().unwrap_or_default();
     let stats: HashMap<usize, XdpProgStats> =
         progs.iter().filter_map(|(i, p)| p.stats().ok().map(|s| (*i, s))).collect();
     let ports = port_reports(progs, &stats);
     // The programs go before the sockets close (see nic::xdp's ordering rule).
     detach_all(progs);
-    let pool = account_pool(umem, stopped_ports);
+    let pool = account_pool(umem, stopped);
     Ok(RunReport {
         elapsed,
         umem_backing: umem.backing(),
@@ -609,13 +605,26 @@ fn run_with_programs(
     })
 }
 
-/// Takes back what the stopped ports' rings hold, closes them, and counts the free list: every
-/// frame of the UMEM should be on it. A shortfall (a leak) or an excess (a double free) is
-/// logged.
-fn account_pool<'u>(umem: &'u Umem, stopped: Vec<AnyPort<'u>>) -> PoolAccount {
-    let reclaimed = nic::port::reclaim(umem, stopped);
-    let pool = PoolAccount { frames: umem.frame_count() as u64, free_after_stop: umem.free_count() as u64, reclaimed };
-    tracing::info!(frames = pool.frames, free = pool.free_after_stop, reclaimed = ?reclaimed, "UMEM frames after stop");
+/// Frees what is left on the handoff rings between the stopped lcores, takes back what the
+/// stopped ports' rings hold, closes them, and counts the free list: every frame of the UMEM
+/// should be on it. A shortfall (a leak) or an excess (a double free) is logged.
+fn account_pool<'u>(umem: &'u Umem, stopped: Vec<engine::Stopped<'u>>) -> PoolAccount {
+    let mut cache = PoolCache::new(umem, CACHE_SIZE);
+    let mut ports = Vec::new();
+    let mut handoff_leftovers = 0;
+    for mut s in stopped {
+        handoff_leftovers += s.free_leftovers(&mut cache);
+        ports.append(&mut s.ports);
+    }
+    drop(cache);
+    let reclaimed = nic::port::reclaim(umem, ports);
+    let pool = PoolAccount {
+        frames: umem.frame_count() as u64,
+        free_after_stop: umem.free_count() as u64,
+        handoff_leftovers,
+        reclaimed,
+    };
+    tracing::info!(frames = pool.frames, free = pool.free_after_stop, handoff_leftovers, reclaimed = ?reclaimed, "UMEM frames after stop");
     match pool.missing() {
         0 => {}
         m if m > 0 => tracing::warn!(

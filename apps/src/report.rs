@@ -184,8 +184,9 @@ fn pool_line(r: &RunReport) -> String {
     let p = &r.pool;
     let c = &p.reclaimed;
     let mut s = format!(
-        "umem: {} of {} frames back in the pool after stop (taken back from rings: rx {} fill {} completions {} tx {})",
-        p.free_after_stop, p.frames, c.rx, c.fill, c.completions, c.tx
+        "umem: {} of {} frames back in the pool after stop (taken back from rings: rx {} fill {} completions {} tx {}; \
+         from handoff rings between lcores: {})",
+        p.free_after_stop, p.frames, c.rx, c.fill, c.completions, c.tx, p.handoff_leftovers
     );
     match p.missing() {
         0 => {}
@@ -216,6 +217,7 @@ pub fn json(r: &RunReport) -> Value {
         "umem": {
             "frames": r.umem.frame_count, "frame_size": r.umem.frame_size, "backing": r.umem_backing.to_string(),
             "free_after_stop": r.pool.free_after_stop,
+            "handoff_leftovers": r.pool.handoff_leftovers,
             "reclaimed": {
                 "rx": r.pool.reclaimed.rx, "fill": r.pool.reclaimed.fill,
                 "completions": r.pool.reclaimed.completions, "tx": r.pool.reclaimed.tx,

@@ -75,9 +75,7 @@ fn one_shard_owns_a_queue_of_each_port_and_answers_each_on_its_own() {
     // came in on. (The reflected datagrams are not for the sender's host; its kernel drops them
     // silently, after the capture saw them.)
     let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| {
-            send(t.generator(), v4(Topology::GEN_ADDR, 9600), v4(Topology::SINK_ADDR, 9601), 1, None)
-        });
+        let a = s.spawn(|| send(t.generator(), v4(Topology::GEN_ADDR, 9600), v4(Topology::SINK_ADDR, 9601), 1, None));
         let b = s.spawn(|| send(t.sink(), v4(Topology::SINK_ADDR, 9700), v4(Topology::GEN_ADDR, 9701), 2, None));
         (a.join().unwrap(), b.join().unwrap())
     });
@@ -146,7 +144,9 @@ fn one_instance_on_two_lcores_forwards_on_both_shards() {
     let port = |flow: u8| 9800 + u16::from(flow);
     let rx: Vec<Receiver> = flows
         .iter()
-        .map(|&(_, to, _, dst, _, flow)| Receiver::start(to, SocketAddrV4::new(dst, port(flow)), flow, payload, None).unwrap())
+        .map(|&(_, to, _, dst, _, flow)| {
+            Receiver::start(to, SocketAddrV4::new(dst, port(flow)), flow, payload, None).unwrap()
+        })
         .collect();
     std::thread::scope(|s| {
         let hs: Vec<_> = flows

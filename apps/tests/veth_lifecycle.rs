@@ -53,6 +53,7 @@ fn five_sigkill_restarts_under_load_need_no_manual_step() {
         let gen = names[0].clone();
         let stop = &stop;
         let load = s.spawn(move || background_load(&gen, stop));
+        let stop_load = common::SetOnDrop(stop);
         for round in 0..5u8 {
             bed.start();
             // Bound again and forwarding: a count-exact exchange both ways, on its own flows,
@@ -74,7 +75,7 @@ fn five_sigkill_restarts_under_load_need_no_manual_step() {
         bed.start();
         let (f, _) = bed.exchange(60, 300, 10_000, 120);
         assert_all_intact(&f, 300, "final run");
-        stop.store(true, Ordering::Relaxed);
+        drop(stop_load);
         let sent = load.join().unwrap();
         bed.stop();
         sent
@@ -123,4 +124,58 @@ fn hugepages_and_fds_are_released() {
         assert_eq!(huge_running, 0);
     }
     assert_eq!(r["hugetlb_kib_after"], 0, "{r}");
+}
+
+#[test]
+fn stop_under_load_returns_every_frame_across_lcores() {
+    need_root!();
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("skipped: needs 2 CPUs (one lcore per port)");
+        return;
+    }
+    // d0 polled on CPU 0, d1 on CPU 1: every relayed frame crosses cores on a TX handoff ring.
+    // SIGTERM while the generator sends as fast as it can: at stop, frames are in every place a
+    // frame can be — RX and fill rings, staging, the handoff ring, TX rings, and (copy mode)
+    // sent but not completed until the sink's kernel consumes them. The report's pool count
+    // (checked by `stop`) must still find every one of them.
+    let mut bed = Bed::new("xlstop", EngineOpts::default());
+    let (g0, s0) = (apps::params::fmt_mac(&bed.topo.gen_mac()), apps::params::fmt_mac(&bed.topo.sink_mac()));
+    let config = format!(
+        "{}{}{}[[queue]]\nport = \"d0\"\nlcore = 0\napp = \"relay\"\nparams = {{ mode = \"mac\", peer = \"d1\", dst_mac = \"{s0}\" }}\n\
+         [[queue]]\nport = \"d1\"\nlcore = 1\napp = \"relay\"\nparams = {{ mode = \"mac\", peer = \"d0\", dst_mac = \"{g0}\" }}\n",
+        bed.engine_sections().replace("burst = 64", "burst = 32"),
+        bed.port_section("d0", &bed.opts.claim_d0),
+        bed.port_section("d1", &bed.opts.claim_d1),
+    );
+    // Three start/stop cycles: where the frames are at the moment of the stop varies.
+    for cycle in 0..3 {
+        stop_once_under_load(&mut bed, &config, cycle);
+    }
+}
+
+fn stop_once_under_load(bed: &mut Bed, config: &str, cycle: u16) {
+    bed.start_with(config);
+    let gen = bed.topo.generator().name().to_string();
+    let stop = AtomicBool::new(false);
+    let rep = std::thread::scope(|s| {
+        let load = s.spawn(|| {
+            let _in_gen = nic::netns::enter_by_name(&gen).unwrap();
+            let sock = std::net::UdpSocket::bind(SocketAddrV4::new(Topology::GEN_ADDR, 9910 + cycle)).unwrap();
+            sock.connect(SocketAddrV4::new(Topology::SINK_ADDR, 9911)).unwrap();
+            let buf = [0x5au8; 1000];
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                sent += u64::from(sock.send(&buf).is_ok());
+            }
+            sent
+        });
+        let stop_load = common::SetOnDrop(&stop);
+        std::thread::sleep(Duration::from_millis(700));
+        let rep = bed.stop(); // under load
+        drop(stop_load);
+        assert!(load.join().unwrap() > 0);
+        rep
+    });
+    let out: u64 = rep["lcores"].as_array().unwrap().iter().map(|l| l["handoff_out"].as_u64().unwrap()).sum();
+    assert!(out > 0, "cycle {cycle}: frames crossed cores: {}", rep["lcores"]);
 }

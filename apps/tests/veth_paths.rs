@@ -63,7 +63,10 @@ fn idle_spin_relays_every_byte() {
     let empty = kernel_sum(&rep, "tx_ring_empty_descs");
     assert!(kicks > 0);
     assert!(empty <= kicks, "the kernel saw {empty} empty-ring TX passes, we kicked {kicks} times");
-    assert!(empty + busy + 4 * COUNT / 128 >= kicks, "the kernel saw {empty} TX passes for {kicks} kicks ({busy} busy)");
+    assert!(
+        empty + busy + 4 * COUNT / 128 >= kicks,
+        "the kernel saw {empty} TX passes for {kicks} kicks ({busy} busy)"
+    );
 }
 
 #[test]

@@ -20,7 +20,7 @@ pub mod wire;
 pub use app::{App, Ctx, DropCounters, DropReason, Ingress, PortId, Shard, TxPort, Verdict};
 pub use batch::Batch;
 pub use lcore::{
-    AppSlot, ControlFn, Handed, IdleMode, Lcore, LcoreBuilder, LcoreOptions, DEFAULT_BURST, MAX_RX_BURSTS,
+    AppSlot, ControlFn, Handed, IdleMode, Lcore, LcoreBuilder, LcoreOptions, Stopped, DEFAULT_BURST, MAX_RX_BURSTS,
 };
 pub use stats::{AppSnapshot, LcoreCounters, LcoreSnapshot, QueueSnapshot, Rates, SharedSnapshot};
 pub use time::{Clock, Instant};

@@ -154,7 +154,10 @@ impl Bed {
 
     /// A `[[port]]` section for `name` with this bed's XDP mode and busy-poll options.
     pub fn port_section(&self, name: &str, claim: &str) -> String {
-        let bp = self.opts.busy_poll.map_or(String::new(), |(u, b)| format!("busy_poll = {{ usecs = {u}, budget = {b} }}\n"));
+        let bp = self
+            .opts
+            .busy_poll
+            .map_or(String::new(), |(u, b)| format!("busy_poll = {{ usecs = {u}, budget = {b} }}\n"));
         format!("[[port]]\nname = \"{name}\"\nxdp_mode = \"{}\"\nclaim = {claim}\n{bp}", self.opts.xdp_mode)
     }
 
@@ -525,4 +528,14 @@ pub fn ipv4_udp_checksums_ok(ip: &[u8]) -> bool {
     pseudo.extend_from_slice(&[0, 17]);
     pseudo.extend_from_slice(&(udp.len() as u16).to_be_bytes());
     udp[6..8] == [0, 0] || ones_sum(ones_sum(0, &pseudo), udp) == 0xffff
+}
+
+/// Sets a flag when dropped, also while unwinding from a failed assertion, so that a helper
+/// thread looping until the flag is set ends and a scope waiting for it does not hang.
+pub struct SetOnDrop<'a>(pub &'a std::sync::atomic::AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
