@@ -20,6 +20,20 @@ use common::{assert_all_intact, exchange_between, link_stats, Bed, Capture, Engi
 const COUNT: u64 = 1000;
 const RATE: u64 = 10_000;
 
+/// A spinning lcore (idle `spin` or `busy-poll`) takes its CPU whole, and in copy mode that CPU
+/// also runs the softirq work of the lcore's own TX: a second lcore pinned to the same CPU by
+/// a test running in parallel starves (hundreds of frames lost in a test run). The spinning
+/// tests of this file take this lock exclusively, the others shared.
+static SPIN: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn spinning_alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    SPIN.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn not_with_a_spinner() -> std::sync::RwLockReadGuard<'static, ()> {
+    SPIN.read().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Sum of one kernel XDP_STATISTICS field over every queue of the run.
 fn kernel_sum(rep: &serde_json::Value, key: &str) -> u64 {
     rep["lcores"]
@@ -48,6 +62,7 @@ fn relay_both_sizes(bed: &Bed, flow: u8) {
 #[test]
 fn idle_spin_relays_every_byte() {
     need_root!();
+    let _alone = spinning_alone();
     let mut bed = Bed::new("xpspin", EngineOpts { idle: "spin", ..Default::default() });
     bed.start();
     relay_both_sizes(&bed, 10);
@@ -72,6 +87,7 @@ fn idle_spin_relays_every_byte() {
 #[test]
 fn idle_busy_poll_relays_every_byte_and_sets_the_socket_options() {
     need_root!();
+    let _alone = spinning_alone();
     let opts = EngineOpts { idle: "busy-poll", busy_poll: Some((20, 64)), ..Default::default() };
     let mut bed = Bed::new("xpbusy", opts);
     bed.start();
@@ -98,6 +114,7 @@ fn idle_busy_poll_relays_every_byte_and_sets_the_socket_options() {
 #[test]
 fn spin_default_sockets_report_busy_poll_off() {
     need_root!();
+    let _shared = not_with_a_spinner();
     // The control for the test above: without busy_poll, the kernel reports the options off.
     let mut bed = Bed::new("xpnobusy", EngineOpts::default());
     bed.start();
@@ -113,6 +130,7 @@ fn spin_default_sockets_report_busy_poll_off() {
 #[test]
 fn relay_io_mode_forwards_frames_unchanged() {
     need_root!();
+    let _shared = not_with_a_spinner();
     let mut bed = Bed::new("xpio", EngineOpts { mode: "io", ..Default::default() });
     // io leaves the Ethernet header alone, so each end addresses the *other* end's MAC: the
     // generator's gateway entry names s0, the sink's names g0. A relay that touched the MACs
@@ -130,6 +148,7 @@ fn relay_io_mode_forwards_frames_unchanged() {
 #[test]
 fn relay_macswap_mode_swaps_the_addresses() {
     need_root!();
+    let _shared = not_with_a_spinner();
     let mut bed = Bed::new("xpswap", EngineOpts { mode: "macswap", ..Default::default() });
     // macswap sends a frame back with source and destination exchanged. Give g0 and s0 one
     // MAC, M: a frame from g0 (src M, dst d0) leaves d1 as (src d0, dst M), which s0 accepts;
@@ -184,6 +203,7 @@ fn duplex(s: TcpStream, out: u8, inp: u8, len: u64) -> std::io::Result<(u64, u64
 #[test]
 fn tcp_both_ways_through_the_relay_byte_exact() {
     need_root!();
+    let _shared = not_with_a_spinner();
     const LEN: u64 = 4 << 20;
     let opts = EngineOpts {
         claim_d0: r#"[{ ethertype = "ipv4", proto = "tcp", dst = "198.19.0.0/24" }]"#.into(),
@@ -239,6 +259,7 @@ fn tcp_both_ways_through_the_relay_byte_exact() {
 #[test]
 fn ipv6_udp_through_the_relay_byte_exact() {
     need_root!();
+    let _shared = not_with_a_spinner();
     let opts = EngineOpts {
         claim_d0: r#"[{ ethertype = "ipv6", proto = "udp", dst = "2001:2:0:2::/64" }]"#.into(),
         claim_d1: r#"[{ ethertype = "ipv6", proto = "udp", dst = "2001:2:0:1::/64" }]"#.into(),
@@ -286,6 +307,7 @@ fn ipv6_udp_through_the_relay_byte_exact() {
 fn vlan_tagged_frames_cross_tagged_and_intact() {
     need_root!();
     need_tool!("tcpdump");
+    let _shared = not_with_a_spinner();
     // No 802.1Q driver is needed: the generator (xskd pktgen, on g0) writes tagged frames,
     // tcpdump on s0 sees what arrives. The claim rule is the plain IPv4 one: the XDP program
     // matches it after the tag.

@@ -16,10 +16,12 @@
 //!   `posted − completed` entries.
 //!
 //! The count argument is exact unless the kernel keeps a taken chunk on its own internal free
-//! list (copy mode, after an RX-ring-full drop): then the newest-entries window reaches back
-//! over chunks that did come back. Those are already on our free list and are counted as
-//! [`Reclaimed::already_free`] rather than added twice; the kept chunk itself cannot be named
-//! and stays missing (the caller sees the shortfall).
+//! list (a driver that allocates from the fill ring in batches, in zero-copy mode; copy mode
+//! on 6.18 checks for RX room before taking a chunk, and runs on veth with RX-ring-full drops
+//! came out exact): then the newest-entries window reaches back over chunks that did come
+//! back. Those are already on our free list and are counted as [`Reclaimed::already_free`]
+//! rather than added twice; the kept chunk itself cannot be named and stays missing (the
+//! caller sees the shortfall).
 //!
 //! The caller guarantees quiescence: the lcores driving the ports have stopped (their caches
 //! flushed to the free list) and the XDP program no longer redirects to the sockets.
