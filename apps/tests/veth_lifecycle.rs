@@ -15,6 +15,11 @@ use apps::udpflow::{self, Receiver};
 use common::{assert_all_intact, Bed, EngineOpts};
 use nic::netns::Topology;
 
+/// The stop-under-load test floods the DUT as fast as the generator can send, which takes both
+/// CPUs of a small machine: it runs alone in this binary (exclusive lock); the count-exact
+/// tests take the lock shared.
+static FLOOD: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 /// Paced gen → sink datagrams (flow 250) from inside namespace `gen` until `stop` is set;
 /// returns how many the kernel accepted.
 fn background_load(gen: &str, stop: &AtomicBool) -> u64 {
@@ -36,6 +41,7 @@ fn background_load(gen: &str, stop: &AtomicBool) -> u64 {
 #[test]
 fn five_sigkill_restarts_under_load_need_no_manual_step() {
     need_root!();
+    let _shared = FLOOD.read().unwrap_or_else(|e| e.into_inner());
     let mut bed = Bed::new("xlkill", EngineOpts::default());
     let names: Vec<String> =
         [bed.topo.generator(), bed.topo.dut(), bed.topo.sink()].iter().map(|n| n.name().to_string()).collect();
@@ -96,6 +102,7 @@ fn five_sigkill_restarts_under_load_need_no_manual_step() {
 #[test]
 fn hugepages_and_fds_are_released() {
     need_root!();
+    let _shared = FLOOD.read().unwrap_or_else(|e| e.into_inner());
     // How this isolates itself from tests running in parallel: it does not read the global
     // HugePages_Free, which every other run changes too; it reads the daemon's own mappings and
     // descriptors, from outside while it runs (/proc/PID) and as the daemon saw them itself
@@ -129,6 +136,7 @@ fn hugepages_and_fds_are_released() {
 #[test]
 fn stop_under_load_returns_every_frame_across_lcores() {
     need_root!();
+    let _alone = FLOOD.write().unwrap_or_else(|e| e.into_inner());
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
         eprintln!("skipped: needs 2 CPUs (one lcore per port)");
         return;
