@@ -12,8 +12,12 @@
 //!    the shards of instances whose shards hand frames to each other;
 //! 5. run one pinned thread per lcore; the calling thread prints one line per lcore per
 //!    `stats_interval` and watches for the stop flag (SIGINT/SIGTERM) or the duration;
-//! 6. on stop: detach the XDP programs first (no new frames reach the sockets), then let the
-//!    lcores drain and exit, then close sockets and unmap.
+//! 6. on stop: take the sockets out of the XSKMAPs (no new frames reach them), let the lcores
+//!    drain and exit, detach the XDP programs, take back the chunks the stopped rings still
+//!    hold and close the sockets (`nic::RingPort::close`), then count the pool: every UMEM
+//!    frame must be on the free list again (a shortfall is logged as a warning and reported);
+//!    then unmap. Open fds and hugetlb memory are sampled before anything is opened and after
+//!    everything is released ([`crate::resources`]), so leaks show in the report.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,12 +27,19 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use config::PortPlanKind;
 use engine::{AppSlot, IdleMode, LcoreBuilder, LcoreOptions, LcoreSnapshot, PortId, Shard, TxPort};
+use nic::port::Reclaimed;
+
+/// How long closing a port waits for its last TX completions.
+const CLOSE_TIMEOUT: Duration = Duration::from_millis(100);
 use nic::xdp::{AttachedMode, XdpProgStats, XdpProgram};
-use nic::{AnyPort, Backing, NullPort, PageSize, PoolCache, Region, RingPort, Umem, UmemConfig, XskConfig};
+use nic::{
+    AnyPort, Backing, BusyPollState, NullPort, PageSize, PoolCache, Region, RingPort, Umem, UmemConfig, XskConfig,
+};
 
 use crate::control::{ControlCtx, ControlSocket, Instance, LcoreControl, Shards};
 use crate::registry::{AnyApp, AppHandle, BuildCtx, Plan, QueueInfo};
 use crate::report;
+use crate::resources::{self, Resources};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -72,6 +83,40 @@ pub struct PortReport {
     pub xdp_mode: Option<AttachedMode>,
     /// XDP program counters at the end.
     pub xdp_stats: Option<XdpProgStats>,
+    /// The port's AF_XDP sockets (none for null ports).
+    pub sockets: Vec<SocketReport>,
+}
+
+/// One AF_XDP socket as the kernel reported it after it was set up.
+#[derive(Debug, Clone)]
+pub struct SocketReport {
+    /// Queue id.
+    pub queue: u32,
+    /// Busy-poll options read back from the kernel (None if they could not be read).
+    pub busy_poll: Option<BusyPollState>,
+}
+
+/// The UMEM's frames after the run: all of them should be on the free list again.
+#[derive(Debug, Clone, Default)]
+pub struct PoolAccount {
+    /// Frames of the UMEM.
+    pub frames: u64,
+    /// Frames on the free list once the lcores stopped and the rings were reclaimed.
+    pub free_after_stop: u64,
+    /// Frames found on the handoff rings between lcores after they stopped (never sent).
+    pub handoff_leftovers: u64,
+    /// What was taken back from the stopped ports' rings (summed over the ports), and what
+    /// their kernels kept.
+    pub reclaimed: Reclaimed,
+    /// The free list's own check: no address outside the UMEM, none twice (the error if not).
+    pub free_list_error: Option<String>,
+}
+
+impl PoolAccount {
+    /// Frames not back in the pool (negative: more on the free list than exist, a double free).
+    pub fn missing(&self) -> i64 {
+        self.frames as i64 - self.free_after_stop as i64
+    }
 }
 
 /// The outcome of a run.
@@ -89,6 +134,10 @@ pub struct RunReport {
     pub lcores: Vec<LcoreSnapshot>,
     /// Burst size.
     pub burst: usize,
+    /// UMEM frames after stop.
+    pub pool: PoolAccount,
+    /// Open fds and hugetlb memory before and after.
+    pub resources: Resources,
 }
 
 /// Frames each lcore's cache holds at most.
@@ -100,6 +149,43 @@ const CONTROL_TICK: Duration = Duration::from_millis(100);
 
 /// Runs `plan` until stopped; see the module docs for the sequence.
 pub fn run(plan: &Plan, opts: RunOptions) -> Result<RunReport> {
+    let fds_before = resources::open_fds("self");
+    let (result, hugetlb_kib_mapped) = {
+        let umem = map_umem(plan)?;
+        let mut progs = HashMap::new();
+        attach_programs(plan, &mut progs)?;
+        let result = run_with_programs(plan, &opts, &umem, &mut progs);
+        // Whatever happened, detach what is still attached (normally already done at stop).
+        detach_all(&mut progs);
+        (result, resources::hugetlb_kib("self"))
+    };
+    // The UMEM is unmapped and every socket and BPF object is closed: what is still open or
+    // mapped now leaked.
+    let mut report = result?;
+    report.resources = Resources {
+        fds_before,
+        fds_after: resources::open_fds("self"),
+        hugetlb_kib_mapped,
+        hugetlb_kib_after: resources::hugetlb_kib("self"),
+    };
+    let r = &report.resources;
+    if let (Some(b), Some(a)) = (r.fds_before, r.fds_after) {
+        if a != b {
+            tracing::warn!(
+                before = b,
+                after = a,
+                "{} file descriptor(s) still open after the run",
+                a as i64 - b as i64
+            );
+        }
+    }
+    if let Some(k) = r.hugetlb_kib_after.filter(|&k| k > 0) {
+        tracing::warn!(kib = k, "hugetlb memory still mapped after the UMEM was unmapped");
+    }
+    Ok(report)
+}
+
+fn map_umem(plan: &Plan) -> Result<Umem> {
     let page = match plan.umem.hugepages {
         config::Hugepages::TwoMeg => PageSize::Huge2M,
         config::Hugepages::OneGig => PageSize::Huge1G,
@@ -110,9 +196,11 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<RunReport> {
     let region = Region::map(ucfg.frame_size as usize * ucfg.frame_count as usize, page).context("mapping the UMEM")?;
     let umem = Umem::new(region, ucfg).context("building the UMEM")?;
     tracing::info!(frames = ucfg.frame_count, frame_size = ucfg.frame_size, backing = %umem.backing(), "UMEM ready");
+    Ok(umem)
+}
 
-    // XDP programs, one per AF_XDP port.
-    let mut progs: HashMap<usize, XdpProgram> = HashMap::new();
+/// One XDP program per AF_XDP port (on error, those attached so far detach when `progs` drops).
+fn attach_programs(plan: &Plan, progs: &mut HashMap<usize, XdpProgram>) -> Result<()> {
     for (pi, port) in plan.ports.iter().enumerate() {
         if let PortPlanKind::Xsk(x) = &port.kind {
             let prog = XdpProgram::attach(&x.iface, xdp_mode(x.xdp_mode), &claim(&x.claim))
@@ -121,14 +209,15 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<RunReport> {
             progs.insert(pi, prog);
         }
     }
-    let result = run_with_programs(plan, &opts, &umem, &mut progs);
-    // Whatever happened, detach what is still attached (normally already done at stop).
+    Ok(())
+}
+
+fn detach_all(progs: &mut HashMap<usize, XdpProgram>) {
     for (_, p) in progs.drain() {
         if let Err(e) = p.detach() {
             tracing::warn!(error = %e, "detaching XDP program");
         }
     }
-    result
 }
 
 fn xdp_mode(m: config::XdpMode) -> nic::xdp::XdpMode {
@@ -177,6 +266,15 @@ fn null_mac(i: usize) -> [u8; 6] {
     [0x02, 0, 0, 0, 0, i as u8]
 }
 
+/// What opening the queues found out about each port (by port index).
+#[derive(Default)]
+struct Opened {
+    /// "zero-copy", "copy" or "null".
+    bind_modes: HashMap<usize, String>,
+    /// The port's sockets as the kernel reports them.
+    sockets: HashMap<usize, Vec<SocketReport>>,
+}
+
 /// Where each bound (port, queue) lives: per lcore (index into `plan.lcores`), per port
 /// index, the (queue id, TX target) pairs it polls.
 type Local = Vec<HashMap<usize, Vec<(u32, TxPort)>>>;
@@ -187,7 +285,7 @@ fn open_queues<'u>(
     plan: &Plan,
     umem: &'u Umem,
     progs: &mut HashMap<usize, XdpProgram>,
-    bind_modes: &mut HashMap<usize, String>,
+    opened: &mut Opened,
 ) -> Result<(Vec<LcoreBuilder<'u, AnyApp>>, Local)> {
     // One clock for every lcore: instants (pktgen's TX timestamps) compare across lcores.
     let clock = engine::Clock::new();
@@ -222,7 +320,12 @@ fn open_queues<'u>(
                     let rp = RingPort::open_xsk(umem, b.cache_mut(), &cfg)
                         .with_context(|| format!("opening {name} on lcore {}", lp.cpu))?;
                     let sock = rp.socket().expect("xsk port has a socket");
-                    bind_modes.insert(q.port, if sock.zero_copy() { "zero-copy".into() } else { "copy".into() });
+                    opened.bind_modes.insert(q.port, if sock.zero_copy() { "zero-copy".into() } else { "copy".into() });
+                    let busy_poll = sock
+                        .busy_poll_state()
+                        .map_err(|e| tracing::warn!(queue = %name, error = %e, "reading busy-poll options back"))
+                        .ok();
+                    opened.sockets.entry(q.port).or_default().push(SocketReport { queue: q.queue, busy_poll });
                     let prog =
                         progs.get_mut(&q.port).ok_or_else(|| anyhow!("port {} has no XDP program", port.name))?;
                     prog.register_socket(q.queue, rp.socket_fd().expect("fd"))
@@ -233,12 +336,13 @@ fn open_queues<'u>(
                         zero_copy = sock.zero_copy(),
                         need_wakeup = sock.need_wakeup(),
                         tx_budget = ?sock.tx_budget(),
+                        busy_poll = ?busy_poll,
                         "socket bound"
                     );
                     AnyPort::Ring(rp)
                 }
                 PortPlanKind::Null { len, replay, rx } => {
-                    bind_modes.insert(q.port, "null".into());
+                    opened.bind_modes.insert(q.port, "null".into());
                     AnyPort::Null(match (replay, rx) {
                         (_, false) => NullPort::tx_only(),
                         (Some(path), true) => {
@@ -478,8 +582,8 @@ fn run_with_programs(
             PortPlanKind::Null { .. } => Some(null_mac(i)),
         })
         .collect();
-    let mut bind_modes: HashMap<usize, String> = HashMap::new();
-    let (mut builders, local) = open_queues(plan, umem, progs, &mut bind_modes)?;
+    let mut opened = Opened::default();
+    let (mut builders, local) = open_queues(plan, umem, progs, &mut opened)?;
     let remote = connect_remote_ports(plan, &mut builders, &local)?;
     let mut entries = Vec::new();
     let built = build_shards(plan, &mut builders, &local, &remote, &macs, &mut entries)?;
@@ -515,9 +619,10 @@ fn run_with_programs(
                     PortPlanKind::Xsk(x) => Some(x.iface.clone()),
                     PortPlanKind::Null { .. } => None,
                 },
-                bind_mode: bind_modes.get(&i).cloned().unwrap_or_else(|| "unbound".into()),
+                bind_mode: opened.bind_modes.get(&i).cloned().unwrap_or_else(|| "unbound".into()),
                 xdp_mode: progs.get(&i).map(|p| p.mode()),
                 xdp_stats: stats.get(&i).copied(),
+                sockets: opened.sockets.get(&i).cloned().unwrap_or_default(),
             })
             .collect()
     };
@@ -528,10 +633,12 @@ fn run_with_programs(
         let _ = tx.send(());
     }
     let started = Instant::now();
-    let finals = std::thread::scope(|s| -> Result<Vec<LcoreSnapshot>> {
+    let stopped = std::thread::scope(|s| -> Result<Vec<engine::Stopped<'_>>> {
         let handles: Vec<_> = lcores
             .into_iter()
-            .map(|l| std::thread::Builder::new().name("xskd-lcore".into()).spawn_scoped(s, move || l.run()))
+            .map(|l| {
+                std::thread::Builder::new().name("xskd-lcore".into()).spawn_scoped(s, move || l.run_and_return_ports())
+            })
             .collect::<std::io::Result<_>>()
             .context("spawning lcore threads")?;
         let mut prev: Vec<LcoreSnapshot> = shared.iter().map(|s| s.lock().expect("snapshot").clone()).collect();
@@ -578,20 +685,84 @@ fn run_with_programs(
             }
         }
         lcore_stop.store(true, Ordering::Relaxed);
-        let mut finals = Vec::new();
-        for h in handles {
-            finals.push(h.join().map_err(|_| anyhow!("an lcore thread panicked"))?);
-        }
+        let stopped: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow!("an lcore thread panicked")))
+            .collect::<Result<_>>()?;
         for i in &mut instances {
             if let Some(c) = &mut i.controller {
                 c.stop();
             }
         }
-        Ok(finals)
+        Ok(stopped)
     })?;
+    let finals: Vec<LcoreSnapshot> = stopped.iter().map(|s| s.snapshot.clone()).collect();
     let elapsed = finals.iter().map(|f| f.elapsed).max().unwrap_or_default();
     let stats: HashMap<usize, XdpProgStats> =
         progs.iter().filter_map(|(i, p)| p.stats().ok().map(|s| (*i, s))).collect();
     let ports = port_reports(progs, &stats);
-    Ok(RunReport { elapsed, umem_backing: umem.backing(), umem: umem.config(), ports, lcores: finals, burst })
+    // The programs go before the sockets close (see nic::xdp's ordering rule).
+    detach_all(progs);
+    let pool = account_pool(umem, stopped);
+    Ok(RunReport {
+        elapsed,
+        umem_backing: umem.backing(),
+        umem: umem.config(),
+        ports,
+        lcores: finals,
+        burst,
+        pool,
+        resources: Resources::default(),
+    })
+}
+
+/// Frees what is left on the handoff rings between the stopped lcores, takes back what the
+/// stopped ports' rings hold, closes them, and counts the free list: every frame of the UMEM
+/// should be on it. A shortfall (a leak) or an excess (a double free) is logged.
+fn account_pool<'u>(umem: &'u Umem, stopped: Vec<engine::Stopped<'u>>) -> PoolAccount {
+    let mut cache = PoolCache::new(umem, CACHE_SIZE);
+    let mut handoff_leftovers = 0;
+    let mut reclaimed = Reclaimed::default();
+    for mut s in stopped {
+        handoff_leftovers += s.free_leftovers(&mut cache);
+        for port in s.ports.drain(..) {
+            if let AnyPort::Ring(rp) = port {
+                let r = rp.close(&mut cache, CLOSE_TIMEOUT);
+                reclaimed.rx += r.rx;
+                reclaimed.completions += r.completions;
+                reclaimed.tx_unsent += r.tx_unsent;
+                reclaimed.fill += r.fill;
+                reclaimed.kept_by_kernel += r.kept_by_kernel;
+            }
+        }
+    }
+    drop(cache);
+    let checked = umem.check_free_list();
+    let pool = PoolAccount {
+        frames: umem.frame_count() as u64,
+        free_after_stop: umem.free_count() as u64,
+        handoff_leftovers,
+        reclaimed,
+        free_list_error: checked.err(),
+    };
+    tracing::info!(frames = pool.frames, free = pool.free_after_stop, handoff_leftovers, reclaimed = ?reclaimed, "UMEM frames after stop");
+    match pool.missing() {
+        0 => {}
+        m if m > 0 => tracing::warn!(
+            frames = pool.frames,
+            free = pool.free_after_stop,
+            kept_by_kernel = reclaimed.kept_by_kernel,
+            "{m} UMEM frame(s) not back in the pool after stop (leaked, or kept by the kernel)"
+        ),
+        m => tracing::warn!(
+            frames = pool.frames,
+            free = pool.free_after_stop,
+            "{} more frame(s) on the free list than the UMEM has: a double free",
+            -m
+        ),
+    }
+    if let Some(e) = &pool.free_list_error {
+        tracing::warn!(error = %e, "UMEM free list check after stop");
+    }
+    pool
 }

@@ -8,6 +8,7 @@
 //! * [`daemon`]: plan → UMEM → XDP → sockets → pinned lcores → orderly stop.
 //! * [`control`]: app controllers, the shards they command, the control socket (`xskd ctl`).
 //! * [`report`]: per-interval lines, the summary, JSON.
+//! * [`resources`]: open fds and hugetlb memory of a process, from procfs (leak checks).
 //! * [`demo`]: `xskd demo`, the engine on a throw-away veth topology.
 //! * [`udpflow`]: kernel UDP sender/receiver with per-byte checking (demo and tests).
 //! * [`tcpflow`]: kernel TCP/UDP backend servers and checking clients (load-balancer demo and tests).
@@ -24,6 +25,7 @@ pub mod pktgen_cmd;
 pub mod registry;
 pub mod relay;
 pub mod report;
+pub mod resources;
 pub mod tcpflow;
 pub mod udpflow;
 

@@ -88,6 +88,8 @@ pub fn summary(r: &RunReport) -> String {
         "== xskd summary: {:.2} s, burst {}, umem {} x {} B on {} ==",
         secs, r.burst, r.umem.frame_count, r.umem.frame_size, r.umem_backing
     );
+    let _ = writeln!(s, "{}", pool_line(r));
+    let _ = writeln!(s, "{}", resources_line(r));
     for p in &r.ports {
         let _ = write!(s, "port {}", p.name);
         if let Some(i) = &p.iface {
@@ -178,13 +180,58 @@ pub fn summary(r: &RunReport) -> String {
     s
 }
 
+fn pool_line(r: &RunReport) -> String {
+    let p = &r.pool;
+    let c = &p.reclaimed;
+    let mut s = format!(
+        "umem: {} of {} frames back in the pool after stop (taken back from rings: rx {} fill {} completions {} tx {}; \
+         from handoff rings between lcores: {}; kept by the kernel: {})",
+        p.free_after_stop, p.frames, c.rx, c.fill, c.completions, c.tx_unsent, p.handoff_leftovers, c.kept_by_kernel
+    );
+    match p.missing() {
+        0 => {}
+        m if m > 0 => s.push_str(&format!(" -- {m} MISSING")),
+        m => s.push_str(&format!(" -- {} TOO MANY (double free)", -m)),
+    }
+    if let Some(e) = &p.free_list_error {
+        s.push_str(&format!(" -- FREE LIST: {e}"));
+    }
+    s
+}
+
+fn resources_line(r: &RunReport) -> String {
+    let o = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+    let x = &r.resources;
+    format!(
+        "process: open fds {} before, {} after; hugetlb {} KiB mapped, {} KiB after unmap",
+        o(x.fds_before.map(|v| v as u64)),
+        o(x.fds_after.map(|v| v as u64)),
+        o(x.hugetlb_kib_mapped),
+        o(x.hugetlb_kib_after)
+    )
+}
+
 /// The run as JSON (stable keys; raw counters plus derived rates).
 pub fn json(r: &RunReport) -> Value {
     let secs = r.elapsed.as_secs_f64().max(1e-9);
     json!({
         "elapsed_s": r.elapsed.as_secs_f64(),
         "burst": r.burst,
-        "umem": { "frames": r.umem.frame_count, "frame_size": r.umem.frame_size, "backing": r.umem_backing.to_string() },
+        "umem": {
+            "frames": r.umem.frame_count, "frame_size": r.umem.frame_size, "backing": r.umem_backing.to_string(),
+            "free_after_stop": r.pool.free_after_stop,
+            "handoff_leftovers": r.pool.handoff_leftovers,
+            "reclaimed": {
+                "rx": r.pool.reclaimed.rx, "fill": r.pool.reclaimed.fill,
+                "completions": r.pool.reclaimed.completions, "tx": r.pool.reclaimed.tx_unsent,
+                "kept_by_kernel": r.pool.reclaimed.kept_by_kernel,
+            },
+            "free_list_error": r.pool.free_list_error,
+        },
+        "resources": {
+            "fds_before": r.resources.fds_before, "fds_after": r.resources.fds_after,
+            "hugetlb_kib_mapped": r.resources.hugetlb_kib_mapped, "hugetlb_kib_after": r.resources.hugetlb_kib_after,
+        },
         "ports": r.ports.iter().map(|p| json!({
             "name": p.name,
             "iface": p.iface,
@@ -193,6 +240,10 @@ pub fn json(r: &RunReport) -> Value {
             "xdp_prog": p.xdp_stats.map(|x| json!({
                 "redirected": x.redirected, "passed_unclaimed": x.passed_unclaimed,
                 "passed_no_socket": x.passed_no_socket, "parse_short": x.parse_short })),
+            "sockets": p.sockets.iter().map(|k| json!({
+                "queue": k.queue,
+                "busy_poll": k.busy_poll.map(|b| json!({ "prefer": b.prefer, "usecs": b.usecs, "budget": b.budget })),
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "lcores": r.lcores.iter().map(|l| {
             let t = l.port_totals();

@@ -4,11 +4,12 @@
 //! datagram and counts loss, duplicates and reordering.
 //!
 //! This is deliberately the kernel's own path (socket → IP → veth), so tests of the engine
-//! never grade it with its own generator. Use addresses in 198.18.0.0/15 only.
+//! never grade it with its own generator. Use addresses in 198.18.0.0/15 (IPv4) or 2001:2::/48
+//! (IPv6) only.
 
 use std::collections::HashSet;
 use std::io;
-use std::net::{SocketAddrV4, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -53,13 +54,18 @@ pub fn payload_for_frame(frame_len: usize) -> usize {
     frame_len.saturating_sub(14 + 20 + 8).max(HEADER)
 }
 
+/// UDP payload length for an Ethernet frame of `frame_len` bytes (no FCS) over IPv6.
+pub fn payload_for_frame_v6(frame_len: usize) -> usize {
+    frame_len.saturating_sub(14 + 40 + 8).max(HEADER)
+}
+
 /// What to send.
 #[derive(Debug, Clone)]
 pub struct SendSpec {
-    /// Source address to bind.
-    pub src: SocketAddrV4,
+    /// Source address to bind (IPv4 or IPv6).
+    pub src: SocketAddr,
     /// Destination.
-    pub dst: SocketAddrV4,
+    pub dst: SocketAddr,
     /// Flow id written into every payload.
     pub flow: u8,
     /// UDP payload bytes.
@@ -152,7 +158,14 @@ pub struct Receiver {
 impl Receiver {
     /// Binds `bind` inside `ns` and counts datagrams of `flow` with `payload` bytes until
     /// stopped. Returns once the socket is bound.
-    pub fn start(ns: &Netns, bind: SocketAddrV4, flow: u8, payload: usize, cpu: Option<usize>) -> io::Result<Receiver> {
+    pub fn start(
+        ns: &Netns,
+        bind: impl Into<SocketAddr>,
+        flow: u8,
+        payload: usize,
+        cpu: Option<usize>,
+    ) -> io::Result<Receiver> {
+        let bind: SocketAddr = bind.into();
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::channel::<io::Result<()>>();
         let nsname = ns.name().to_string();
@@ -230,5 +243,6 @@ mod tests {
         assert_eq!(check_payload(3, 100, &b), None);
         assert_eq!(payload_for_frame(60), 18);
         assert_eq!(payload_for_frame(1514), 1472);
+        assert_eq!(payload_for_frame_v6(1514), 1452);
     }
 }

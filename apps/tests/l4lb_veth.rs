@@ -109,7 +109,11 @@ impl LbBed {
             std::thread::sleep(Duration::from_millis(20));
         };
         assert!(st.success(), "xskd exit status {st}");
-        serde_json::from_str(&std::fs::read_to_string(self.dir.path("report.json")).unwrap()).unwrap()
+        let rep: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(self.dir.path("report.json")).unwrap()).unwrap();
+        // Every UMEM frame back, every fd closed, no hugepage left mapped.
+        common::assert_released(&rep);
+        rep
     }
 }
 
@@ -269,6 +273,8 @@ fn idle_flows_expire_on_time() {
     let st = bed.stats();
     assert_eq!(st["expired"], 11, "{st:?}");
     assert_eq!(st["nat_ports_free"], 50000, "every NAT pair is back: {st:?}");
+    let mut bed = bed;
+    bed.stop();
 }
 
 #[test]
@@ -342,4 +348,6 @@ fn a_syn_flood_fills_the_table_and_an_established_transfer_survives() {
     client.run_in(|| conn.close()).unwrap();
     let ids = lbdemo::http_requests(client, 30).unwrap();
     assert_eq!(ids.len(), 30, "new connections are accepted again");
+    let mut bed = bed;
+    bed.stop();
 }

@@ -316,8 +316,28 @@ pub const MAX_RX_BURSTS: usize = 4;
 const IDLE_BEFORE_SLEEP: u32 = 256;
 
 impl<'u, A: App<'u>> Lcore<'u, A> {
-    /// Runs until `stop` is set or every app is done; returns the final snapshot.
+    /// Runs until `stop` is set or every app is done; returns the final snapshot. The ports
+    /// close when the lcore drops, with whatever chunks their rings still hold.
     pub fn run(mut self) -> LcoreSnapshot {
+        self.run_loop()
+    }
+
+    /// As [`Lcore::run`], but hands back what may still hold frames once every lcore sharing
+    /// the UMEM has stopped: the ports (still open, rings intact, so the caller can take back
+    /// the chunks they hold with `nic::RingPort::close`) and the rings other lcores hand
+    /// frames to this one on ([`Stopped::free_leftovers`]). The lcore's cache has returned its
+    /// chunks to the shared free list when this returns.
+    pub fn run_and_return_ports(mut self) -> Stopped<'u> {
+        let snapshot = self.run_loop();
+        Stopped {
+            snapshot,
+            ports: self.queues.drain(..).map(|q| q.port).collect(),
+            inbound: self.inbound.drain(..).map(|i| i.ring).collect(),
+            shard_in: self.apps.iter_mut().flat_map(|a| a.links.from.drain(..).map(|(_, r)| r)).collect(),
+        }
+    }
+
+    fn run_loop(&mut self) -> LcoreSnapshot {
         if let Some(cpu) = self.opts.cpu {
             if let Err(e) = nic::sys::pin_current_thread(cpu) {
                 tracing::warn!(lcore = %self.opts.name, cpu, error = %e, "could not pin lcore");
@@ -527,8 +547,10 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
         }
     }
 
-    /// After stop: keep flushing staged frames and reaping completions for up to 200 ms, so
-    /// final counts reflect what the kernel actually sent.
+    /// After stop: keep flushing staged frames and reaping completions, until nothing is staged
+    /// and every frame posted for transmission has completed (or 200 ms have passed), so final
+    /// counts reflect what the kernel actually sent and the chunks are back in the cache. (In
+    /// copy mode a completion can wait for the receiving side to consume the frame.)
     fn drain(&mut self, clock: &Clock) {
         let deadline = clock.now() + Duration::from_millis(200);
         loop {
@@ -553,13 +575,13 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
                 q.port.flush();
                 q.port.maintain(cache);
             }
-            if pending == 0 || clock.now() >= deadline {
-                // One more short pause for completions of the last kicks.
-                std::thread::sleep(Duration::from_millis(5));
-                for q in self.queues.iter_mut() {
-                    q.port.maintain(&mut self.cache);
-                }
+            let in_flight: u64 = queues.iter().map(|q| tx_in_flight(&q.port)).sum();
+            if (pending == 0 && in_flight == 0) || clock.now() >= deadline {
                 return;
+            }
+            if pending == 0 {
+                // Only the kernel has work left: wait for its completions.
+                std::thread::sleep(Duration::from_micros(200));
             }
         }
     }
@@ -614,6 +636,55 @@ impl<'u, A: App<'u>> Lcore<'u, A> {
     /// Frames currently staged for transmission.
     pub fn staged(&self) -> usize {
         self.staging.iter().map(|s| s.len()).sum()
+    }
+}
+
+/// A stopped lcore's ports and inbound rings ([`Lcore::run_and_return_ports`]).
+pub struct Stopped<'u> {
+    /// The final snapshot.
+    pub snapshot: LcoreSnapshot,
+    /// The ports, open.
+    pub ports: Vec<AnyPort<'u>>,
+    inbound: Vec<rtrb::Consumer<Frame<'u>>>,
+    shard_in: Vec<rtrb::Consumer<Handed<'u>>>,
+}
+
+impl std::fmt::Debug for Stopped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stopped").field("name", &self.snapshot.name).field("ports", &self.ports.len()).finish()
+    }
+}
+
+impl<'u> Stopped<'u> {
+    /// Frees into `cache` the frames other lcores put on this lcore's handoff rings (TX
+    /// handoff, app shard rings) after it stopped reading them — the last frames of a run, in
+    /// flight between cores — and returns how many. Exact only once every lcore has stopped.
+    pub fn free_leftovers(&mut self, cache: &mut PoolCache<'u>) -> u64 {
+        let mut n = 0;
+        for r in &mut self.inbound {
+            while let Ok(f) = r.pop() {
+                cache.free(f);
+                n += 1;
+            }
+        }
+        for r in &mut self.shard_in {
+            while let Ok((f, _)) = r.pop() {
+                cache.free(f);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// Frames posted for transmission on `port` whose completion has not been reaped yet.
+fn tx_in_flight(port: &AnyPort<'_>) -> u64 {
+    match port {
+        AnyPort::Ring(p) => {
+            let c = p.counters();
+            c.tx_packets.saturating_sub(c.comp_reaped)
+        }
+        AnyPort::Null(_) => 0,
     }
 }
 

@@ -28,7 +28,7 @@ pub use app::{App, Ctx, DropCounters, DropReason, Ingress, PortId, Shard, TxPort
 pub use batch::Batch;
 pub use flow::{FlowCounters, FlowIx, FlowKey, FlowTable, FlowTimeouts, InsertError, TimeoutClass};
 pub use lcore::{
-    AppSlot, ControlFn, Handed, IdleMode, Lcore, LcoreBuilder, LcoreOptions, DEFAULT_BURST, MAX_RX_BURSTS,
+    AppSlot, ControlFn, Handed, IdleMode, Lcore, LcoreBuilder, LcoreOptions, Stopped, DEFAULT_BURST, MAX_RX_BURSTS,
 };
 pub use maglev::{MaglevBackend, MaglevError, MaglevTable};
 pub use nat::{FiveTuple, InnerChecksum, NatError, NatFrame};

@@ -41,4 +41,4 @@ pub use mem::{Backing, PageSize, Region};
 pub use pool::PoolCache;
 pub use port::{AnyPort, NullPort, Port, PortCounters, RingPort};
 pub use umem::{Umem, UmemConfig};
-pub use xsk::{BindMode, BusyPoll, XdpStatistics, XskConfig, XskError};
+pub use xsk::{BindMode, BusyPoll, BusyPollState, XdpStatistics, XskConfig, XskError};

@@ -119,6 +119,18 @@ pub struct XdpStatistics {
     pub tx_ring_empty_descs: u64,
 }
 
+/// A socket's busy-poll settings as the kernel reports them (`getsockopt`), not as requested.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BusyPollState {
+    /// `SO_PREFER_BUSY_POLL`.
+    pub prefer: bool,
+    /// `SO_BUSY_POLL` in microseconds (0: off).
+    pub usecs: u32,
+    /// `SO_BUSY_POLL_BUDGET` (0: the kernel's default). None where the kernel cannot report it
+    /// (`getsockopt` answers `ENOPROTOOPT` for this option, as 6.18 does).
+    pub budget: Option<u32>,
+}
+
 /// The kernel-side handle of an open socket: fd plus identity and obtained mode.
 pub struct XskSocket {
     fd: Arc<OwnedFd>,
@@ -175,6 +187,28 @@ impl XskSocket {
     pub fn raw_fd(&self) -> i32 {
         self.fd.as_raw_fd()
     }
+    /// Reads the busy-poll socket options back from the kernel (three syscalls; off the hot
+    /// path).
+    ///
+    /// Note: recent kernels set an AF_XDP socket's NAPI id at bind time, for zero-copy sockets
+    /// only; a copy-mode socket has none, so these options take effect but busy polling drives
+    /// no NAPI instance (measured on 6.18 with veth: `BusyPollRxPackets` stays 0).
+    pub fn busy_poll_state(&self) -> io::Result<BusyPollState> {
+        let get = |name| -> io::Result<i32> {
+            let (v, _): (i32, usize) = sys::getsockopt(self.fd.as_fd(), libc::SOL_SOCKET, name)?;
+            Ok(v)
+        };
+        Ok(BusyPollState {
+            prefer: get(libc::SO_PREFER_BUSY_POLL)? != 0,
+            usecs: get(libc::SO_BUSY_POLL)?.max(0) as u32,
+            budget: match get(libc::SO_BUSY_POLL_BUDGET) {
+                Ok(v) => Some(v.max(0) as u32),
+                Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => None,
+                Err(e) => return Err(e),
+            },
+        })
+    }
+
     /// Reads `XDP_STATISTICS` (a syscall; call off the hot path).
     pub fn statistics(&self) -> io::Result<XdpStatistics> {
         let (s, _len): (libc::xdp_statistics, usize) =

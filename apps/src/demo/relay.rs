@@ -130,8 +130,8 @@ pub fn run(a: &DemoArgs) -> Result<bool> {
     let rx_fwd = Receiver::start(topo.sink(), sink_addr, 1, payload, gen_cpu)?;
     let rx_rev = Receiver::start(topo.generator(), gen_addr, 2, payload, gen_cpu)?;
     let spec = |src: SocketAddrV4, dst: SocketAddrV4, flow: u8| SendSpec {
-        src,
-        dst,
+        src: src.into(),
+        dst: dst.into(),
         flow,
         payload,
         count: None,

@@ -124,7 +124,10 @@ impl AppKind for L4lbParams {
         if per == 0 || shards > u16::MAX as usize {
             return vec![(
                 "nat_ports".into(),
-                format!("{}-{} has fewer ports than the {shards} shards (lcores) the instance runs on", self.nat_ports.0, self.nat_ports.1),
+                format!(
+                    "{}-{} has fewer ports than the {shards} shards (lcores) the instance runs on",
+                    self.nat_ports.0, self.nat_ports.1
+                ),
             )];
         }
         Vec::new()
