@@ -22,6 +22,21 @@ use engine::{App, Batch, Ctx, DropReason, Ingress, PortId, TxPort, Verdict};
 use crate::params::{self, ParamErrors};
 use crate::registry::{AppKind, BuildCtx, Handled};
 
+/// The `[[queue]]` sections of a relay between two ports on one lcore, each port's frames
+/// going out of the other: the one place this common configuration is written (the demo, the
+/// tests and the benchmarks all use it). In `mac` mode, `dst_b` is written into frames sent
+/// out of `b` and `dst_a` into frames sent out of `a`.
+pub fn two_port_queues(a: &str, b: &str, lcore: usize, mode: &str, dst_b: [u8; 6], dst_a: [u8; 6]) -> String {
+    let dst =
+        |m: [u8; 6]| if mode == "mac" { format!(", dst_mac = \"{}\"", params::fmt_mac(&m)) } else { String::new() };
+    format!(
+        "[[queue]]\nport = \"{a}\"\nlcore = {lcore}\napp = \"relay\"\nparams = {{ mode = \"{mode}\", peer = \"{b}\"{db} }}\n\
+         [[queue]]\nport = \"{b}\"\nlcore = {lcore}\napp = \"relay\"\nparams = {{ mode = \"{mode}\", peer = \"{a}\"{da} }}\n",
+        db = dst(dst_b),
+        da = dst(dst_a),
+    )
+}
+
 /// Forwarding mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayMode {

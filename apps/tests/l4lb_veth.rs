@@ -9,20 +9,20 @@ mod common;
 use std::collections::HashMap;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use apps::demo::l4lb::{self as lbdemo, LbConfig};
+use apps::demo::EngineChild;
 use apps::tcpflow::{self, BackendServer, EchoConn};
 use common::{TempDir, XSKD};
 use nic::netns::{LbTopology, LbTopologyConfig};
 
 struct LbBed {
     // Drop order: the engine first, then servers, then the topology.
-    child: Option<Child>,
+    engine: Option<EngineChild>,
     servers: Vec<BackendServer>,
     topo: LbTopology,
-    dir: TempDir,
+    _dir: TempDir,
     sock: PathBuf,
 }
 
@@ -45,32 +45,10 @@ impl LbBed {
         });
         let cfg_path = dir.path("lb.toml");
         std::fs::write(&cfg_path, cfg).unwrap();
-        let ready = dir.path("ready");
-        let json = dir.path("report.json");
-        let child = topo
-            .dut()
-            .spawn(&[
-                XSKD,
-                "run",
-                "--quiet",
-                "--config",
-                cfg_path.to_str().unwrap(),
-                "--json",
-                json.to_str().unwrap(),
-                "--ready-file",
-                ready.to_str().unwrap(),
-            ])
-            .expect("spawn xskd");
-        let mut bed = LbBed { child: Some(child), servers, topo, dir, sock };
-        let t0 = Instant::now();
-        while !ready.exists() {
-            if let Some(st) = bed.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("xskd exited before ready: {st}");
-            }
-            assert!(t0.elapsed() < Duration::from_secs(30), "xskd not ready after 30 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        bed
+        let engine =
+            EngineChild::start(topo.dut(), XSKD.as_ref(), &cfg_path, &dir.0, &["--quiet"], Duration::from_secs(30))
+                .unwrap_or_else(|e| panic!("{e:#}"));
+        LbBed { engine: Some(engine), servers, topo, _dir: dir, sock }
     }
 
     fn ctl(&self, args: &[&str]) -> String {
@@ -95,34 +73,7 @@ impl LbBed {
     }
 
     fn stop(&mut self) -> serde_json::Value {
-        let mut c = self.child.take().expect("running");
-        nic::sys::kill(c.id(), libc::SIGTERM).unwrap();
-        let t0 = Instant::now();
-        let st = loop {
-            if let Some(st) = c.try_wait().unwrap() {
-                break st;
-            }
-            if t0.elapsed() > Duration::from_secs(15) {
-                let _ = c.kill();
-                panic!("xskd did not stop after SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(st.success(), "xskd exit status {st}");
-        let rep: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(self.dir.path("report.json")).unwrap()).unwrap();
-        // Every UMEM frame back, every fd closed, no hugepage left mapped.
-        common::assert_released(&rep);
-        rep
-    }
-}
-
-impl Drop for LbBed {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        common::stop_checked(self.engine.take().expect("running"))
     }
 }
 

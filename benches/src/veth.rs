@@ -152,13 +152,6 @@ impl RelayDut<'_> {
     /// The `xskd run` config.
     pub fn toml(&self) -> String {
         let RelayDut { mode, fwd, burst, secs, sink_mac, gen_mac, idle, rx_ring } = *self;
-        let dst = |m: [u8; 6]| {
-            if mode == "mac" {
-                format!(", dst_mac = \"{}\"", format_mac(&m))
-            } else {
-                String::new()
-            }
-        };
         let (frames, rings) = match rx_ring {
             Some(n) => ((8 * n).max(16384), format!("rx_ring = {n}\nfill_ring = {}\n", 2 * n)),
             None => (16384, String::new()),
@@ -180,19 +173,8 @@ claim = "all"
 name = "d1"
 xdp_mode = "native"
 claim = "all"
-{rings}[[queue]]
-port = "d0"
-lcore = {fwd}
-app = "relay"
-params = {{ mode = "{mode}", peer = "d1"{ds} }}
-[[queue]]
-port = "d1"
-lcore = {fwd}
-app = "relay"
-params = {{ mode = "{mode}", peer = "d0"{dg} }}
-"#,
-            ds = dst(sink_mac),
-            dg = dst(gen_mac),
+{rings}{queues}"#,
+            queues = apps::relay::two_port_queues("d0", "d1", fwd, mode, sink_mac, gen_mac),
         )
     }
 }

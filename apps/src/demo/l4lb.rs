@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use nic::netns::{LbTopology, LbTopologyConfig, Netns};
 
-use super::{ncpus, wait_ready, ChildGuard, DemoArgs, DirGuard};
+use super::{ncpus, DemoArgs, DirGuard, EngineChild};
 use crate::tcpflow::{self, BackendServer};
 
 /// TCP port of the demo service on the VIP, and of the backends.
@@ -214,8 +214,7 @@ pub fn run(a: &DemoArgs) -> Result<bool> {
     let dir = std::env::temp_dir().join(format!("xskd-demo-lb-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let _dir = DirGuard(dir.clone());
-    let (cfg_path, json_path, ready, sock) =
-        (dir.join("l4lb.toml"), dir.join("report.json"), dir.join("ready"), dir.join("ctl.sock"));
+    let (cfg_path, sock) = (dir.join("l4lb.toml"), dir.join("ctl.sock"));
     let cfg = LbConfig {
         backends: topo.backend_count(),
         lcore,
@@ -227,23 +226,8 @@ pub fn run(a: &DemoArgs) -> Result<bool> {
         duration_secs: 120.0,
     };
     std::fs::write(&cfg_path, config(&cfg))?;
-    let s = |p: &Path| p.to_string_lossy().to_string();
-    let child = topo
-        .dut()
-        .spawn(&[
-            &exe_s,
-            "run",
-            "--config",
-            &s(&cfg_path),
-            "--json",
-            &s(&json_path),
-            "--ready-file",
-            &s(&ready),
-            "--quiet",
-        ])
-        .context("starting xskd run in the DUT namespace")?;
-    let mut guard = ChildGuard(Some(child));
-    wait_ready(&ready, guard.0.as_mut().expect("child"), Duration::from_secs(20))?;
+    let mut engine = EngineChild::start(topo.dut(), &exe, &cfg_path, &dir, &["--quiet"], Duration::from_secs(20))
+        .context("xskd run in the DUT namespace")?;
     let mut checks = Vec::new();
     let n_b = topo.backend_count();
 
@@ -372,24 +356,11 @@ pub fn run(a: &DemoArgs) -> Result<bool> {
     }
 
     // Stop and report.
-    let child = guard.0.as_mut().expect("child");
-    nic::sys::kill(child.id(), libc::SIGTERM).context("stopping xskd")?;
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break st;
-        }
-        if t0.elapsed() > Duration::from_secs(10) {
-            bail!("xskd did not stop within 10 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    guard.0 = None;
+    let (status, report) = engine.stop(Duration::from_secs(10))?;
     if !status.success() {
         bail!("xskd run failed: {status}");
     }
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json_path)?).context("reading the engine's JSON report")?;
+    let report = report.context("reading the engine's JSON report")?;
     for l in report["lcores"].as_array().ok_or_else(|| anyhow!("no lcores in the report"))? {
         for app in l["apps"].as_array().into_iter().flatten() {
             let c = &app["counters"];

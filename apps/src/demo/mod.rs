@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 
 pub mod l4lb;
@@ -59,34 +59,96 @@ pub fn run(a: &DemoArgs) -> Result<bool> {
     }
 }
 
-/// Kills and reaps the engine if the demo bails out early.
-pub(crate) struct ChildGuard(pub(crate) Option<Child>);
+pub(crate) fn ncpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
 
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
+/// An `xskd run` child in a network namespace, started on a config and waited for until it is
+/// ready; killed and reaped on drop if it was not stopped (a failing demo or test leaves
+/// nothing running). The one place demos, tests and benchmarks start and stop the engine.
+#[derive(Debug)]
+pub struct EngineChild {
+    child: Option<Child>,
+    /// The JSON report the run writes when it ends.
+    pub json: PathBuf,
+}
+
+impl EngineChild {
+    /// Starts `exe run --config CONFIG --json JSON --ready-file READY ARGS…` in `ns` and waits
+    /// up to `timeout` for the ready file.
+    pub fn start(
+        ns: &nic::netns::Netns,
+        exe: &Path,
+        config: &Path,
+        dir: &Path,
+        args: &[&str],
+        timeout: Duration,
+    ) -> Result<EngineChild> {
+        let json = dir.join("report.json");
+        let ready = dir.join("ready");
+        let _ = std::fs::remove_file(&ready);
+        let s = |p: &Path| p.to_string_lossy().to_string();
+        let (exe, config, json_s, ready_s) = (s(exe), s(config), s(&json), s(&ready));
+        let mut argv = vec![exe.as_str(), "run", "--config", &config, "--json", &json_s, "--ready-file", &ready_s];
+        argv.extend_from_slice(args);
+        let child = ns.spawn(&argv).context("starting xskd run")?;
+        let mut e = EngineChild { child: Some(child), json };
+        let t0 = Instant::now();
+        while !ready.exists() {
+            if let Some(st) = e.child.as_mut().expect("running").try_wait()? {
+                e.child = None;
+                bail!("xskd exited before it was ready ({st})");
+            }
+            if t0.elapsed() > timeout {
+                bail!("xskd was not ready after {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(e)
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// SIGTERM, then waits up to `timeout` for it to exit; returns its exit status and its JSON
+    /// report (after a clean exit).
+    pub fn stop(&mut self, timeout: Duration) -> Result<(std::process::ExitStatus, Option<serde_json::Value>)> {
+        let mut c = self.child.take().ok_or_else(|| anyhow::anyhow!("xskd is not running"))?;
+        nic::sys::kill(c.id(), libc::SIGTERM).context("stopping xskd")?;
+        let t0 = Instant::now();
+        let st = loop {
+            if let Some(st) = c.try_wait()? {
+                break st;
+            }
+            if t0.elapsed() > timeout {
+                let _ = c.kill();
+                let _ = c.wait();
+                bail!("xskd did not stop within {timeout:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let report = std::fs::read_to_string(&self.json).ok().and_then(|t| serde_json::from_str(&t).ok());
+        Ok((st, report))
+    }
+
+    /// SIGKILL (no cleanup by xskd), and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nic::sys::kill(c.id(), libc::SIGKILL);
             let _ = c.wait();
         }
     }
 }
 
-pub(crate) fn ncpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
-
-pub(crate) fn wait_ready(ready: &Path, child: &mut Child, timeout: Duration) -> Result<()> {
-    let t0 = Instant::now();
-    while t0.elapsed() < timeout {
-        if ready.exists() {
-            return Ok(());
+impl Drop for EngineChild {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
-        if let Some(st) = child.try_wait()? {
-            bail!("xskd exited before it was ready ({st})");
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    bail!("xskd was not ready after {timeout:?}")
 }
 
 /// Removes a scratch directory on drop.

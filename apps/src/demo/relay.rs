@@ -18,14 +18,13 @@
 //! off on g0 and s0 and the kernels write full checksums.
 
 use std::net::SocketAddrV4;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use nic::netns::{Netns, Topology};
+use nic::netns::Topology;
 
-use super::{ncpus, wait_ready, ChildGuard, DemoArgs, DirGuard};
+use super::{ncpus, DemoArgs, DirGuard, EngineChild};
 
-use crate::params::fmt_mac;
 use crate::udpflow::{self, Receiver, SendSpec};
 
 /// The config the demo runs (also a worked example of claim rules and mac-mode relays).
@@ -54,32 +53,11 @@ iface = "d1"
 xdp_mode = "{xm}"
 claim = [{{ ethertype = "ipv4", proto = "udp", dst = "198.18.0.0/24" }}]
 
-[[queue]]
-port = "d0"
-lcore = {lcore}
-app = "relay"
-params = {{ mode = "{mode}", peer = "d1"{dst_s} }}
-
-[[queue]]
-port = "d1"
-lcore = {lcore}
-app = "relay"
-params = {{ mode = "{mode}", peer = "d0"{dst_g} }}
-"#,
+{queues}"#,
         hp = a.hugepages,
         xm = a.xdp_mode,
-        mode = a.mode,
-        dst_s = if a.mode == "mac" { format!(", dst_mac = \"{}\"", fmt_mac(&t.sink_mac())) } else { String::new() },
-        dst_g = if a.mode == "mac" { format!(", dst_mac = \"{}\"", fmt_mac(&t.gen_mac())) } else { String::new() },
+        queues = crate::relay::two_port_queues("d0", "d1", lcore, &a.mode, t.sink_mac(), t.gen_mac()),
     )
-}
-
-fn offload_off(ns: &Netns, dev: &str) -> Result<()> {
-    let out = ns.exec(&["ethtool", "-K", dev, "tx", "off"]).context("running ethtool (apt-get install ethtool)")?;
-    if !out.status.success() {
-        bail!("ethtool -K {dev} tx off: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
 }
 
 /// Runs the demo; `Ok(true)` when every datagram arrived intact in both directions.
@@ -96,14 +74,12 @@ pub fn run(a: &DemoArgs) -> Result<bool> {
     };
     println!("xskd demo: building topology gen ⇄ dut ⇄ sink (veth pairs in network namespaces, 198.18.0.0/15)");
     let topo = Topology::new("xkdemo").context("building the demo topology (needs root)")?;
-    offload_off(topo.generator(), Topology::GEN_IF)?;
-    offload_off(topo.sink(), Topology::SINK_IF)?;
+    nic::netns::tx_offload_off(topo.generator(), Topology::GEN_IF).context("ethtool (apt-get install ethtool)")?;
+    nic::netns::tx_offload_off(topo.sink(), Topology::SINK_IF).context("ethtool (apt-get install ethtool)")?;
     let dir = std::env::temp_dir().join(format!("xskd-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let _cleanup_dir = DirGuard(dir.clone());
     let cfg_path = dir.join("demo.toml");
-    let json_path = dir.join("report.json");
-    let ready = dir.join("ready");
     std::fs::write(&cfg_path, demo_config(&topo, a, lcore, a.duration + 30.0))?;
     println!(
         "xskd demo: engine on cpu {lcore}, kernel traffic on cpu {}, {} B frames, {} pps per direction for {:.1} s",
@@ -113,16 +89,8 @@ pub fn run(a: &DemoArgs) -> Result<bool> {
         a.duration
     );
 
-    let exe_s = exe.to_string_lossy().to_string();
-    let cfg_s = cfg_path.to_string_lossy().to_string();
-    let json_s = json_path.to_string_lossy().to_string();
-    let ready_s = ready.to_string_lossy().to_string();
-    let child = topo
-        .dut()
-        .spawn(&[&exe_s, "run", "--config", &cfg_s, "--json", &json_s, "--ready-file", &ready_s])
-        .context("starting xskd run in the DUT namespace")?;
-    let mut guard = ChildGuard(Some(child));
-    wait_ready(&ready, guard.0.as_mut().expect("child"), Duration::from_secs(20))?;
+    let mut engine = EngineChild::start(topo.dut(), &exe, &cfg_path, &dir, &[], Duration::from_secs(20))
+        .context("xskd run in the DUT namespace")?;
 
     let payload = udpflow::payload_for_frame(a.size);
     let sink_addr = SocketAddrV4::new(Topology::SINK_ADDR, 9000);
@@ -151,25 +119,11 @@ pub fn run(a: &DemoArgs) -> Result<bool> {
     let got_fwd = rx_fwd.finish(Duration::from_millis(500))?;
     let got_rev = rx_rev.finish(Duration::from_millis(10))?;
 
-    let child = guard.0.as_mut().expect("child");
-    nic::sys::kill(child.id(), libc::SIGTERM).context("stopping xskd")?;
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break st;
-        }
-        if t0.elapsed() > Duration::from_secs(10) {
-            // The guard kills and reaps it.
-            bail!("xskd did not stop within 10 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    guard.0 = None;
+    let (status, report) = engine.stop(Duration::from_secs(10))?;
     if !status.success() {
         bail!("xskd run failed: {status}");
     }
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json_path)?).context("reading the engine's JSON report")?;
+    let report = report.context("reading the engine's JSON report")?;
 
     println!();
     println!("== xskd demo results ({} B frames, {:.1} s) ==", a.size, a.duration);

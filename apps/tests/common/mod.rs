@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use apps::params::fmt_mac;
+use apps::demo::EngineChild;
 use apps::udpflow::{self, Receiver, SendSpec};
 use nic::netns::{Netns, Topology, TopologyConfig};
 
@@ -109,7 +109,7 @@ impl Default for EngineOpts {
 pub struct Bed {
     pub topo: Topology,
     pub dir: TempDir,
-    pub child: Option<Child>,
+    pub engine: Option<EngineChild>,
     pub opts: EngineOpts,
 }
 
@@ -124,7 +124,7 @@ impl Bed {
             let out = ns.exec(&["ethtool", "-K", dev, "tx", "off"]).expect("ethtool");
             assert!(out.status.success(), "ethtool: {}", String::from_utf8_lossy(&out.stderr));
         }
-        Bed { topo, dir: TempDir::new(tag), child: None, opts }
+        Bed { topo, dir: TempDir::new(tag), engine: None, opts }
     }
 
     /// The lcore the default configuration runs on (the last CPU).
@@ -153,26 +153,12 @@ impl Bed {
     pub fn config(&self) -> String {
         let o = &self.opts;
         let lcore = Bed::lcore();
-        let dst =
-            |mac: [u8; 6]| if o.mode == "mac" { format!(", dst_mac = \"{}\"", fmt_mac(&mac)) } else { String::new() };
         format!(
-            r#"{engine}{p0}{p1}[[queue]]
-port = "d0"
-lcore = {lcore}
-app = "relay"
-params = {{ mode = "{mode}", peer = "d1"{d0} }}
-[[queue]]
-port = "d1"
-lcore = {lcore}
-app = "relay"
-params = {{ mode = "{mode}", peer = "d0"{d1} }}
-"#,
+            "{engine}{p0}{p1}{queues}",
             engine = self.engine_sections(),
             p0 = self.port_section("d0", &o.claim_d0),
             p1 = self.port_section("d1", &o.claim_d1),
-            mode = o.mode,
-            d0 = dst(self.topo.sink_mac()),
-            d1 = dst(self.topo.gen_mac()),
+            queues = apps::relay::two_port_queues("d0", "d1", lcore, o.mode, self.topo.sink_mac(), self.topo.gen_mac()),
         )
     }
 
@@ -186,68 +172,31 @@ params = {{ mode = "{mode}", peer = "d0"{d1} }}
     pub fn start_with(&mut self, config: &str) {
         let cfg = self.dir.path("xskd.toml");
         std::fs::write(&cfg, config).unwrap();
-        let ready = self.dir.path("ready");
-        let _ = std::fs::remove_file(&ready);
-        let json = self.dir.path("report.json");
-        let _ = std::fs::remove_file(&json);
-        let child = self
-            .topo
-            .dut()
-            .spawn(&[
-                XSKD,
-                "run",
-                "--quiet",
-                "--config",
-                cfg.to_str().unwrap(),
-                "--json",
-                json.to_str().unwrap(),
-                "--ready-file",
-                ready.to_str().unwrap(),
-            ])
-            .expect("spawn xskd");
-        self.child = Some(child);
-        let t0 = Instant::now();
-        while !ready.exists() {
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("xskd exited before ready: {st}");
-            }
-            assert!(t0.elapsed() < Duration::from_secs(30), "xskd not ready after 30 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let engine = EngineChild::start(
+            self.topo.dut(),
+            XSKD.as_ref(),
+            &cfg,
+            &self.dir.0,
+            &["--quiet"],
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        self.engine = Some(engine);
     }
 
     /// Process id of the running daemon.
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
+        self.engine.as_ref().and_then(EngineChild::pid).expect("running")
     }
 
     /// SIGTERM, wait, return the JSON report, checked with [`assert_released`].
     pub fn stop(&mut self) -> serde_json::Value {
-        let mut c = self.child.take().expect("running");
-        nic::sys::kill(c.id(), libc::SIGTERM).unwrap();
-        let t0 = Instant::now();
-        let st = loop {
-            if let Some(st) = c.try_wait().unwrap() {
-                break st;
-            }
-            if t0.elapsed() > Duration::from_secs(15) {
-                let _ = c.kill();
-                panic!("xskd did not stop after SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(st.success(), "xskd exit status {st}");
-        let rep: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(self.dir.path("report.json")).unwrap()).unwrap();
-        assert_released(&rep);
-        rep
+        stop_checked(self.engine.take().expect("running"))
     }
 
     /// SIGKILL, no cleanup by xskd.
     pub fn kill9(&mut self) {
-        let mut c = self.child.take().expect("running");
-        nic::sys::kill(c.id(), libc::SIGKILL).unwrap();
-        let _ = c.wait();
+        self.engine.take().expect("running").kill9();
     }
 
     /// Sends `count` datagrams of a `frame`-byte frame each way (paced) and checks every byte.
@@ -283,15 +232,6 @@ params = {{ mode = "{mode}", peer = "d0"{d1} }}
     pub fn xdp_attached(&self, dev: &str) -> bool {
         let out = self.topo.dut().ip(&["-j", "link", "show", dev]).unwrap();
         out.contains("\"xdp\"")
-    }
-}
-
-impl Drop for Bed {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 
@@ -351,6 +291,16 @@ pub fn assert_released(rep: &serde_json::Value) {
     let before = r["fds_before"].as_u64().expect("resources.fds_before");
     assert_eq!(r["fds_after"].as_u64(), Some(before), "open fds after the run as before it: {r}");
     assert_eq!(r["hugetlb_kib_after"].as_u64(), Some(0), "no hugetlb memory mapped after the run: {r}");
+}
+
+/// Stops an engine with SIGTERM; its exit must be clean and its report must show every frame,
+/// fd and hugepage released ([`assert_released`]). Returns the report.
+pub fn stop_checked(mut e: EngineChild) -> serde_json::Value {
+    let (st, rep) = e.stop(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(st.success(), "xskd exit status {st}");
+    let rep = rep.expect("the JSON report");
+    assert_released(&rep);
+    rep
 }
 
 /// Asserts that a receiver got exactly `count` intact, distinct datagrams.

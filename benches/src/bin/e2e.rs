@@ -234,35 +234,10 @@ fn xskd_binary(cli: &Cli) -> Result<PathBuf> {
 }
 
 fn null_config(fwd: usize, mode: &str, burst: u32, secs: u64) -> String {
-    let dst = |m: &str| if mode == "mac" { format!(", dst_mac = \"{m}\"") } else { String::new() };
     format!(
-        r#"[engine]
-burst = {burst}
-duration_secs = {secs}
-[umem]
-frames = 8192
-hugepages = "2M"
-[[port]]
-name = "null0"
-kind = "null"
-null_len = 60
-[[port]]
-name = "null1"
-kind = "null"
-null_len = 60
-[[queue]]
-port = "null0"
-lcore = {fwd}
-app = "relay"
-params = {{ mode = "{mode}", peer = "null1"{d1} }}
-[[queue]]
-port = "null1"
-lcore = {fwd}
-app = "relay"
-params = {{ mode = "{mode}", peer = "null0"{d0} }}
-"#,
-        d1 = dst("02:00:00:00:00:11"),
-        d0 = dst("02:00:00:00:00:10"),
+        "[engine]\nburst = {burst}\nduration_secs = {secs}\n[umem]\nframes = 8192\nhugepages = \"2M\"\n\
+         [[port]]\nname = \"null0\"\nkind = \"null\"\nnull_len = 60\n[[port]]\nname = \"null1\"\nkind = \"null\"\nnull_len = 60\n{}",
+        apps::relay::two_port_queues("null0", "null1", fwd, mode, [2, 0, 0, 0, 0, 0x11], [2, 0, 0, 0, 0, 0x10])
     )
 }
 
