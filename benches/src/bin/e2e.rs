@@ -352,6 +352,28 @@ fn xskd_config_trial(xskd: &Path, dir: &Path, main: usize, name: &str, config: &
     Ok(steady(&tx))
 }
 
+/// Writes a tier's raw JSON to `<out>/<name>.json` and returns its Markdown: `intro` (which
+/// states the command line), then the table `header` and `rows`.
+fn table(
+    cli: &Cli,
+    name: &str,
+    raw: Vec<serde_json::Value>,
+    intro: String,
+    header: &str,
+    rows: Vec<String>,
+) -> Result<String> {
+    std::fs::create_dir_all(&cli.out)?;
+    std::fs::write(cli.out.join(format!("{name}.json")), serde_json::to_string_pretty(&json!({ name: raw }))?)?;
+    let mut t = intro;
+    t += header;
+    for r in rows {
+        t += &r;
+        t.push('\n');
+    }
+    println!("{t}");
+    Ok(t)
+}
+
 fn nat(cli: &Cli, flows: &[u32], burst: u32) -> Result<String> {
     let xskd = xskd_binary(cli)?;
     let n = cpus();
@@ -400,20 +422,20 @@ fn nat(cli: &Cli, flows: &[u32], burst: u32) -> Result<String> {
         raw.push(json!({ "flows": f, "burst": burst, "frame": 64, "l4lb_mpps": lb, "relay_io_mpps": io,
                          "ratio": ratios, "main_cpu": main, "fwd_cpu": fwd, "secs": cli.secs }));
     }
-    std::fs::create_dir_all(&cli.out)?;
-    std::fs::write(cli.out.join("nat.json"), serde_json::to_string_pretty(&json!({ "nat": raw }))?)?;
-    let mut t = format!(
+    let intro = format!(
         "Command: `{}`. Median (min–max) of {} repetitions of {} s, the two systems alternating; null ports (no kernel), one lcore, steady state (every flow established).\n\n",
         invoked(),
         cli.reps,
         cli.secs
     );
-    t += "| active flows | frame | burst | cores | l4lb NAT Mpps | relay io Mpps | l4lb ÷ relay io |\n|---|---|---|---|---|---|---|\n";
-    for r in rows {
-        t += &r;
-        t.push('\n');
-    }
-    println!("{t}");
+    let t = table(
+        cli,
+        "nat",
+        raw,
+        intro,
+        "| active flows | frame | burst | cores | l4lb NAT Mpps | relay io Mpps | l4lb ÷ relay io |\n|---|---|---|---|---|---|---|\n",
+        rows,
+    )?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(t)
 }
@@ -454,20 +476,20 @@ fn scale(cli: &Cli, flows: u32, counts: &[usize], burst: u32) -> Result<String> 
         ));
         raw.push(json!({ "lcores": l, "flows": flows, "burst": burst, "mpps": v }));
     }
-    std::fs::create_dir_all(&cli.out)?;
-    std::fs::write(cli.out.join("scale.json"), serde_json::to_string_pretty(&json!({ "scale": raw }))?)?;
-    let mut t = format!(
+    let intro = format!(
         "Command: `{}`. Engine only (null ports replaying {flows} UDP flows, spread over the queues), one l4lb shard per lcore on CPUs 1…N, CPU 0 main; median (min–max) of {} repetitions of {} s.\n\n",
         invoked(),
         cli.reps,
         cli.secs
     );
-    t += "| lcores | active flows | Mpps (total) | Mpps per lcore | of linear | note |\n|---|---|---|---|---|---|\n";
-    for r in rows {
-        t += &r;
-        t.push('\n');
-    }
-    println!("{t}");
+    let t = table(
+        cli,
+        "scale",
+        raw,
+        intro,
+        "| lcores | active flows | Mpps (total) | Mpps per lcore | of linear | note |\n|---|---|---|---|---|---|\n",
+        rows,
+    )?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(t)
 }
