@@ -253,7 +253,9 @@ pub fn conntrack_max() -> Option<u64> {
     std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max").ok()?.trim().parse().ok()
 }
 
-/// XDP counting sinks (drop) on the three backends' interfaces.
+/// XDP counting sinks on the three backends' interfaces: IPv4/IPv6 frames are counted and
+/// dropped (the backends never answer them), ARP goes to the backends' kernels, so the DUT
+/// keeps resolving them however long a trial runs.
 struct Sinks(Vec<XdpSink>);
 
 impl Sinks {
@@ -262,7 +264,7 @@ impl Sinks {
             .map(|i| {
                 t.backend(i)
                     .run_in(|| {
-                        XdpSink::attach(L4Topo::BACKEND_IF, AttachMode::Native, SinkAction::Drop)
+                        XdpSink::attach_ip_only(L4Topo::BACKEND_IF, AttachMode::Native, SinkAction::Drop)
                             .map_err(std::io::Error::other)
                     })
                     .with_context(|| format!("XDP sink on b{}", i + 1))
@@ -446,10 +448,13 @@ fn bulk(t: &L4Topo, sys: L4System, o: &L4Opts) -> Result<L4Trial> {
     let port = L4Topo::BULK_PORT.to_string();
     let srv_argv = strings(&["ip", "netns", "exec", b1.name(), "iperf3", "-s", "-1", "-p", &port]);
     let srv = Background::spawn(&srv_argv, &o.dir, "iperf3-server")?;
-    wait_for("iperf3 server", Duration::from_secs(10), || Ok(ns_exec(b1, &["ss", "-ltnH"])?.contains(&format!(":{port}"))))?;
+    wait_for("iperf3 server", Duration::from_secs(10), || {
+        Ok(ns_exec(b1, &["ss", "-ltnH"])?.contains(&format!(":{port}")))
+    })?;
     let target = sys.targets(Service::Bulk)[0].to_string();
     let secs = o.secs.to_string();
-    let cli = strings(&["ip", "netns", "exec", t.cli().name(), "iperf3", "-c", &target, "-p", &port, "-t", &secs, "-J"]);
+    let cli =
+        strings(&["ip", "netns", "exec", t.cli().name(), "iperf3", "-c", &target, "-p", &port, "-t", &secs, "-J"]);
     let s0 = link_stats(b1, L4Topo::BACKEND_IF)?;
     let c0 = cpu_times();
     let r = bounded(&cli, Duration::from_secs(o.secs + 20))?;

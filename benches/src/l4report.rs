@@ -61,10 +61,8 @@ fn med(v: &[f64]) -> f64 {
 
 /// Median over repetitions of a number in `extra` (path of keys).
 fn extra(ts: &[&L4Trial], path: &[&str]) -> f64 {
-    let v: Vec<f64> = ts
-        .iter()
-        .filter_map(|t| path.iter().try_fold(&t.extra, |v, k| v.get(*k)).and_then(Value::as_f64))
-        .collect();
+    let v: Vec<f64> =
+        ts.iter().filter_map(|t| path.iter().try_fold(&t.extra, |v, k| v.get(*k)).and_then(Value::as_f64)).collect();
     if v.is_empty() {
         f64::NAN
     } else {
@@ -136,8 +134,7 @@ fn per_backend(ts: &[&L4Trial]) -> String {
 
 /// Per-repetition ratios `a[r] / b[r]` over the repetitions both have.
 fn ratios(a: &[&L4Trial], b: &[&L4Trial]) -> Option<Summary> {
-    let v: Vec<f64> =
-        a.iter().filter_map(|x| b.iter().find(|y| y.rep == x.rep).map(|y| x.value / y.value)).collect();
+    let v: Vec<f64> = a.iter().filter_map(|x| b.iter().find(|y| y.rep == x.rep).map(|y| x.value / y.value)).collect();
     (!v.is_empty()).then(|| Summary::of(&v))
 }
 
@@ -164,7 +161,8 @@ pub fn markdown(meta: &L4Meta, o: &L4Opts, systems: &[L4System], measures: &[Mea
                 continue;
             }
             let v: Vec<f64> = ts.iter().map(|x| x.value).collect();
-            let busy = |c: usize| med(&ts.iter().filter_map(|x| x.cpu_busy.get(c)).copied().collect::<Vec<_>>()) * 100.0;
+            let busy =
+                |c: usize| med(&ts.iter().filter_map(|x| x.cpu_busy.get(c)).copied().collect::<Vec<_>>()) * 100.0;
             let prec = if m == Measure::Conn || m == Measure::Bulk { 2 } else { 3 };
             t += &format!(
                 "| {} | {} | {} | gen 0, DUT 1 | {} | {} | {} {} | {} |",
@@ -178,7 +176,10 @@ pub fn markdown(meta: &L4Meta, o: &L4Opts, systems: &[L4System], measures: &[Mea
                 if s == L4System::Kernel { "1.00×".into() } else { fmt_ratio(ratios(&ts, &of(L4System::Kernel))) }
             );
             if with_xskd {
-                t += &format!(" {} |", if s == L4System::Xskd { "–".into() } else { fmt_ratio(ratios(&of(L4System::Xskd), &ts)) });
+                t += &format!(
+                    " {} |",
+                    if s == L4System::Xskd { "–".into() } else { fmt_ratio(ratios(&of(L4System::Xskd), &ts)) }
+                );
             }
             t += &format!(" {:.0}% / {:.0}% | {} |\n", busy(o.gen_cpu), busy(o.dut_cpu), notes(m, &ts));
         }

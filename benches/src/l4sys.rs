@@ -163,7 +163,10 @@ impl L4System {
                 let dut = t.dut();
                 wait_for("haproxy", Duration::from_secs(10), || {
                     if b.exited() {
-                        bail!("haproxy exited: {}", std::fs::read_to_string(o.dir.join("haproxy.err")).unwrap_or_default());
+                        bail!(
+                            "haproxy exited: {}",
+                            std::fs::read_to_string(o.dir.join("haproxy.err")).unwrap_or_default()
+                        );
                     }
                     let ss = ns_exec(dut, &["ss", "-ltnH"])?;
                     Ok(ss.contains(&format!("{}:{}", L4Topo::VIP, L4Topo::RR_PORT))

@@ -87,8 +87,7 @@ impl L4Topo {
         let cli = Netns::new(&format!("{prefix}-cli"))?;
         let dut = Netns::new(&format!("{prefix}-dut"))?;
         let lan = Netns::new(&format!("{prefix}-lan"))?;
-        let backends =
-            (1..=3).map(|i| Netns::new(&format!("{prefix}-b{i}"))).collect::<std::io::Result<Vec<_>>>()?;
+        let backends = (1..=3).map(|i| Netns::new(&format!("{prefix}-b{i}"))).collect::<std::io::Result<Vec<_>>>()?;
         let cfg = |a: Option<&str>, b: Option<&str>| VethConfig {
             addr_a: a.map(str::to_string),
             addr_b: b.map(str::to_string),
@@ -96,7 +95,13 @@ impl L4Topo {
             ..VethConfig::default()
         };
         let mut links = vec![
-            VethPair::new(&cli, Self::CLI_IF, &dut, Self::DUT_CLI_IF, &cfg(Some("198.18.0.1/24"), Some("198.18.0.2/24")))?,
+            VethPair::new(
+                &cli,
+                Self::CLI_IF,
+                &dut,
+                Self::DUT_CLI_IF,
+                &cfg(Some("198.18.0.1/24"), Some("198.18.0.2/24")),
+            )?,
             VethPair::new(&dut, Self::DUT_LAN_IF, &lan, "l0", &cfg(Some("198.19.0.2/24"), None))?,
         ];
         for (i, b) in backends.iter().enumerate() {

@@ -1128,7 +1128,9 @@ fn l4(
     use benches::l4sys::L4System;
     let systems: Vec<L4System> = systems
         .iter()
-        .map(|s| L4System::parse(s).ok_or_else(|| anyhow::anyhow!("unknown system '{s}' (kernel, nftables, haproxy, xskd)")))
+        .map(|s| {
+            L4System::parse(s).ok_or_else(|| anyhow::anyhow!("unknown system '{s}' (kernel, nftables, haproxy, xskd)"))
+        })
         .collect::<Result<_>>()?;
     let mut ms = Vec::new();
     for m in measures {
@@ -1235,11 +1237,10 @@ fn l4_meta_start() -> benches::l4report::L4Meta {
 /// Whether this kernel has IPVS: `/proc/net/ip_vs` and the kernel config.
 fn ipvs_status() -> String {
     let proc_ = Path::new("/proc/net/ip_vs").exists();
-    let cfg = std::process::Command::new("zcat")
-        .arg("/proc/config.gz")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().find(|l| l.contains("CONFIG_IP_VS")).map(str::to_string));
+    let cfg =
+        std::process::Command::new("zcat").arg("/proc/config.gz").output().ok().map(|o| {
+            String::from_utf8_lossy(&o.stdout).lines().find(|l| l.contains("CONFIG_IP_VS")).map(str::to_string)
+        });
     let cfg_text = match cfg {
         Some(Some(l)) => format!("kernel config: `{l}`"),
         Some(None) => "kernel config: CONFIG_IP_VS not set".into(),
