@@ -110,6 +110,8 @@ pub struct L4Opts {
     pub quiet_below: f64,
     /// … for at most this long (then the trial runs anyway; its `other_load` says so).
     pub quiet_wait: Duration,
+    /// SNAT addresses of the DUT (1..=8).
+    pub snat_addrs: u8,
 }
 
 /// The machine's load just before a trial (nothing of the harness runs then).
@@ -179,7 +181,7 @@ pub struct L4Trial {
 /// One trial of `m` on `sys`, repetition `rep`, on a fresh topology.
 pub fn trial(sys: L4System, m: Measure, rep: usize, o: &L4Opts) -> Result<L4Trial> {
     let other_load = wait_quiet(o.quiet_below, o.quiet_wait);
-    let t = L4Topo::new("l4").context("building the L4 topology (needs root)")?;
+    let t = L4Topo::new("l4", o.snat_addrs).context("building the L4 topology (needs root)")?;
     t.place(o.dut_cpu, o.gen_cpu)?;
     t.warm_neighbours()?;
     let secs = match m {

@@ -209,7 +209,7 @@ fn header(meta: &L4Meta, o: &L4Opts, trials: &[L4Trial]) -> String {
     }
     t += &format!(
         "Command: `{}`. Topology: client namespace [g0] ⇄ [d0] DUT [d1] ⇄ backend LAN (a Linux bridge in \
-         its own namespace) ⇄ three backend namespaces; VIP 198.18.1.1 on d0, SNAT address 198.19.0.3 on d1, \
+         its own namespace) ⇄ three backend namespaces; VIP 198.18.1.1 on d0, {snat} on d1, \
          backends 198.19.0.11–13, no static neighbours. CPU {g}: generator (`xskd pktgen`, AF_XDP copy mode), \
          clients, servers, iperf3, the bridge and the harness; CPU {d}: the DUT (RPS of d0 and d1 for the \
          kernel peers, haproxy `nbthread 1` + `cpu-map` + `taskset`). Each trial on a fresh topology (empty \
@@ -221,6 +221,11 @@ fn header(meta: &L4Meta, o: &L4Opts, trials: &[L4Trial]) -> String {
          the server closes / close, the server closes first; (d) one iperf3 stream of {secs} s to b1 \
          (Gbit/s: steady median of iperf3's receiver; frames: b1's `ip -s link`).\n\n",
         meta.command,
+        snat = if o.snat_addrs == 1 {
+            "SNAT address 198.19.0.3".to_string()
+        } else {
+            format!("{} SNAT addresses from 198.19.0.3", o.snat_addrs)
+        },
         syn = o.syn_secs,
         warm = o.warm_pps,
         secs = o.secs,
@@ -312,6 +317,7 @@ mod tests {
             client_threads: 16,
             quiet_below: 0.3,
             quiet_wait: std::time::Duration::from_secs(1),
+            snat_addrs: 1,
         };
         let all: Vec<L4Trial> = k.into_iter().chain(n).collect();
         let md = markdown(&meta, &o, &[L4System::Kernel, L4System::Nftables, L4System::Haproxy], &[Measure::Syn], &all);

@@ -134,7 +134,7 @@ impl L4System {
                     .spawn()
                     .and_then(|mut c| {
                         use std::io::Write;
-                        c.stdin.take().expect("piped").write_all(nft_ruleset().as_bytes())?;
+                        c.stdin.take().expect("piped").write_all(nft_ruleset(&t.snat_addrs()).as_bytes())?;
                         c.wait_with_output()
                     })
                     .context("running nft")?;
@@ -175,7 +175,7 @@ impl L4System {
                 Ok(Running { proc: Some(b) })
             }
             L4System::Xskd => {
-                let text = xskd_l4lb_config(&L4Plan::new(dut_cpu, o.burst, o.run_secs))?;
+                let text = xskd_l4lb_config(&L4Plan::new(dut_cpu, o.burst, o.run_secs, t.snat_addrs()))?;
                 let b = start_xskd_run(&o.xskd, t.dut().name(), dut_cpu, &text, &o.dir, "xskd-l4lb")?;
                 Ok(Running { proc: Some(b) })
             }
@@ -232,10 +232,16 @@ fn backend_map() -> String {
 }
 
 /// The nftables ruleset: round robin over the three backends by `numgen inc mod 3` for the
-/// request/response and UDP services, b1 for the bulk service, SNAT to [`L4Topo::SNAT_ADDR`] on
-/// d1. NAT happens on the first packet of a flow; conntrack applies it to the rest.
-pub fn nft_ruleset() -> String {
-    let (vip, snat, b1) = (L4Topo::VIP, L4Topo::SNAT_ADDR, L4Topo::BACKEND_ADDRS[0]);
+/// request/response and UDP services, b1 for the bulk service, SNAT to the `snat` addresses
+/// (consecutive) on d1. NAT happens on the first packet of a flow; conntrack applies it to the
+/// rest.
+pub fn nft_ruleset(snat: &[Ipv4Addr]) -> String {
+    let (vip, b1) = (L4Topo::VIP, L4Topo::BACKEND_ADDRS[0]);
+    let snat = match snat {
+        [a] => a.to_string(),
+        [a, .., z] => format!("{a}-{z}"),
+        [] => L4Topo::SNAT_ADDR.to_string(),
+    };
     let map = backend_map();
     format!(
         "table ip xskd_l4 {{
@@ -259,8 +265,8 @@ pub fn nft_ruleset() -> String {
 }
 
 /// haproxy's config: one thread mapped to `cpu`, `mode tcp`, the request/response service
-/// round robin over the three backends and the bulk service to b1, connecting from the SNAT
-/// address; no logging, no health checks (nothing but the relay on the DUT's CPU).
+/// round robin over the three backends and the bulk service to b1, connecting from the (first)
+/// SNAT address; no logging, no health checks (nothing but the relay on the DUT's CPU).
 pub fn haproxy_config(cpu: usize) -> String {
     let (vip, snat) = (L4Topo::VIP, L4Topo::SNAT_ADDR);
     let servers: String = L4Topo::BACKEND_ADDRS
@@ -320,8 +326,9 @@ pub struct L4Plan {
     pub client_if_addr: Ipv4Addr,
     /// d1's address.
     pub backend_if_addr: Ipv4Addr,
-    /// The SNAT address (also a kernel address of `backend_if`).
-    pub snat: Ipv4Addr,
+    /// The SNAT addresses (also kernel addresses of `backend_if`); one gives 64 512 source
+    /// ports per backend and protocol.
+    pub snat: Vec<Ipv4Addr>,
     /// Virtual services: (protocol, VIP port, backends, backend port).
     pub services: Vec<(&'static str, u16, Vec<Ipv4Addr>, u16)>,
     /// Where the generator's raw frames come from (198.18.128.0/17): replies to these go back
@@ -331,7 +338,7 @@ pub struct L4Plan {
 
 impl L4Plan {
     /// The plan of this topology.
-    pub fn new(lcore: usize, burst: u32, secs: f64) -> L4Plan {
+    pub fn new(lcore: usize, burst: u32, secs: f64, snat: Vec<Ipv4Addr>) -> L4Plan {
         let all = L4Topo::BACKEND_ADDRS.to_vec();
         L4Plan {
             lcore,
@@ -342,7 +349,7 @@ impl L4Plan {
             vip: L4Topo::VIP,
             client_if_addr: L4Topo::D0_ADDR,
             backend_if_addr: L4Topo::D1_ADDR,
-            snat: L4Topo::SNAT_ADDR,
+            snat,
             services: vec![
                 ("tcp", L4Topo::RR_PORT, all.clone(), L4Topo::RR_PORT),
                 ("udp", L4Topo::UDP_PORT, all, L4Topo::UDP_PORT),
@@ -363,13 +370,15 @@ impl L4Plan {
 /// * `[engine] duration_secs` ≥ `p.secs`; one lcore, `p.lcore`; `burst = p.burst`.
 /// * Ports `p.client_if` (d0) and `p.backend_if` (d1), native XDP; claims: on d0 TCP and UDP to
 ///   `p.vip` for the service ports (8080/tcp, 9/udp, 5201/tcp) — and ARP if xskd answers it
-///   itself; on d1 TCP and UDP to `p.snat` (the replies of NATed flows). Everything else
+///   itself; on d1 TCP and UDP to the `p.snat` addresses (the replies of NATed flows). Everything else
 ///   (ARP, ICMP, traffic to d0's and d1's own addresses) must reach the kernel, which holds
 ///   these addresses: VIP and d0 198.18.0.2 on d0, d1 198.19.0.2 and SNAT 198.19.0.3 on d1.
 /// * Services `p.services`: (proto, VIP port) → backends (Maglev), backend port. The bulk service
 ///   (5201) has one backend because iperf3's control and data connections must meet the same
 ///   server.
-/// * Full NAT: destination → backend, source → `p.snat` with a port of the lcore's range.
+/// * Full NAT: destination → backend, source → one of `p.snat` with a port of the lcore's range
+///   (the udp measurement with 1 000 000 flows needs more than one address's 64 512 ports ×
+///   3 backends = 193 536 tuples: `e2e l4 --snat-addrs 8`).
 ///   Backends route replies to the DUT (their default route is d1, 198.19.0.2) and answer the
 ///   SNAT address on their LAN directly.
 /// * Neighbours: no static entries anywhere. The clients' next hop is `198.18.0.1` (g0) for
@@ -392,7 +401,7 @@ mod tests {
 
     #[test]
     fn configs_name_every_service_and_backend() {
-        let r = nft_ruleset();
+        let r = nft_ruleset(&[L4Topo::SNAT_ADDR]);
         assert!(r.contains("ip daddr 198.18.1.1 tcp dport 8080 dnat to numgen inc mod 3 map { 0 : 198.19.0.11, 1 : 198.19.0.12, 2 : 198.19.0.13 }"), "{r}");
         assert!(r.contains("tcp dport 5201 dnat to 198.19.0.11"));
         assert!(r.contains("udp dport 9 dnat"));
@@ -405,7 +414,9 @@ mod tests {
         assert_eq!(L4System::Kernel.targets(Service::Rr).len(), 3);
         assert_eq!(L4System::Nftables.sockets(Service::Bulk), vec![SocketAddr::from((L4Topo::VIP, 5201))]);
         assert!(!L4System::Haproxy.serves(Service::Udp));
-        assert!(xskd_l4lb_config(&L4Plan::new(1, 64, 10.0)).is_err(), "to be filled in by the lead");
+        let many = crate::l4topo::snat_range(8);
+        assert!(nft_ruleset(&many).contains("snat to 198.19.0.3-198.19.0.10"));
+        assert!(xskd_l4lb_config(&L4Plan::new(1, 64, 10.0, many)).is_err(), "to be filled in by the lead");
         for s in ["kernel", "nftables", "haproxy", "xskd"] {
             assert_eq!(L4System::parse(s).map(|x| x.name()), Some(s));
         }

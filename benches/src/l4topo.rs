@@ -10,8 +10,11 @@
 //!
 //! * The VIP (198.18.1.1) is an address of d0, so the kernel answers for it and haproxy can bind
 //!   it; clients reach it through their route via d0 (198.18.0.2), so nobody needs to resolve
-//!   the VIP itself. The SNAT address (198.19.0.3) is an address of d1: nftables `snat`,
-//!   haproxy's `source` and xskd's full NAT all use it, and the kernel answers ARP for it.
+//!   the VIP itself. The SNAT addresses (198.19.0.3, or 198.19.0.3 up to 198.19.0.10 with
+//!   `snat_addrs` > 1) are addresses of d1: nftables `snat`, haproxy's `source` (the first one)
+//!   and xskd's full NAT all use them, and the kernel answers ARP for them. One address gives
+//!   a NAT 64 512 source ports (1024–65535) per backend and protocol: 193 536 flows over three
+//!   backends.
 //! * The generator's raw frames (pktgen) come from 198.18.128.0/17 ([`L4Topo::GEN_SRC`]); the
 //!   DUT routes that block back via g0 (replies to it are dropped there: no such address).
 //! * No static neighbour anywhere: ARP resolves every address, as for stock clients.
@@ -38,6 +41,7 @@ pub struct L4Topo {
     lan: Netns,
     backends: Vec<Netns>,
     d0_mac: [u8; 6],
+    snat_addrs: u8,
 }
 
 /// One backend: its namespace index and address.
@@ -66,8 +70,10 @@ impl L4Topo {
     pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
     /// d1's address.
     pub const D1_ADDR: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
-    /// The DUT's source address towards the backends (on d1).
+    /// The DUT's (first) source address towards the backends (on d1).
     pub const SNAT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 3);
+    /// At most this many SNAT addresses (198.19.0.3–198.19.0.10, below the backends).
+    pub const MAX_SNAT_ADDRS: u8 = 8;
     /// The backends' addresses, b1..b3.
     pub const BACKEND_ADDRS: [Ipv4Addr; 3] =
         [Ipv4Addr::new(198, 19, 0, 11), Ipv4Addr::new(198, 19, 0, 12), Ipv4Addr::new(198, 19, 0, 13)];
@@ -82,8 +88,12 @@ impl L4Topo {
     /// Port of the UDP service (datagrams counted and dropped at the backends).
     pub const UDP_PORT: u16 = 9;
 
-    /// Builds it; namespaces are `PREFIX-{cli,dut,lan,b1,b2,b3}-PID-N`.
-    pub fn new(prefix: &str) -> Result<L4Topo> {
+    /// Builds it with `snat_addrs` SNAT addresses (1..=8); namespaces are
+    /// `PREFIX-{cli,dut,lan,b1,b2,b3}-PID-N`.
+    pub fn new(prefix: &str, snat_addrs: u8) -> Result<L4Topo> {
+        if !(1..=Self::MAX_SNAT_ADDRS).contains(&snat_addrs) {
+            anyhow::bail!("snat_addrs {snat_addrs}: 1..={}", Self::MAX_SNAT_ADDRS);
+        }
         let cli = Netns::new(&format!("{prefix}-cli"))?;
         let dut = Netns::new(&format!("{prefix}-dut"))?;
         let lan = Netns::new(&format!("{prefix}-lan"))?;
@@ -109,7 +119,7 @@ impl L4Topo {
             links.push(VethPair::new(&lan, &format!("l{}", i + 1), b, Self::BACKEND_IF, &cfg(None, Some(&addr)))?);
         }
         let d0_mac = links[0].mac(End::B)?;
-        let t = L4Topo { links, cli, dut, lan, backends, d0_mac };
+        let t = L4Topo { links, cli, dut, lan, backends, d0_mac, snat_addrs };
         t.configure().context("configuring the L4 topology")?;
         Ok(t)
     }
@@ -124,7 +134,9 @@ impl L4Topo {
         lan.ip(&["link", "set", "br0", "up"])?;
         let dut = &self.dut;
         dut.ip(&["addr", "add", &format!("{}/32", Self::VIP), "dev", Self::DUT_CLI_IF])?;
-        dut.ip(&["addr", "add", &format!("{}/32", Self::SNAT_ADDR), "dev", Self::DUT_LAN_IF])?;
+        for a in self.snat_addrs() {
+            dut.ip(&["addr", "add", &format!("{a}/32"), "dev", Self::DUT_LAN_IF])?;
+        }
         dut.ip(&["route", "add", "198.18.128.0/17", "via", &Self::CLI_ADDR.to_string(), "dev", Self::DUT_CLI_IF])?;
         dut.sysctl("net/ipv4/ip_forward", "1")?;
         for dev in ["all", "default", Self::DUT_CLI_IF, Self::DUT_LAN_IF] {
@@ -187,6 +199,11 @@ impl L4Topo {
         }
     }
 
+    /// The SNAT addresses, from [`Self::SNAT_ADDR`] up.
+    pub fn snat_addrs(&self) -> Vec<Ipv4Addr> {
+        snat_range(self.snat_addrs)
+    }
+
     /// The client namespace.
     pub fn cli(&self) -> &Netns {
         &self.cli
@@ -226,4 +243,9 @@ impl L4Topo {
     pub fn d1_mac(&self) -> Result<[u8; 6]> {
         Ok(self.links[1].mac(End::A)?)
     }
+}
+
+/// The first `n` SNAT addresses, from [`L4Topo::SNAT_ADDR`] up.
+pub fn snat_range(n: u8) -> Vec<Ipv4Addr> {
+    (0..u32::from(n)).map(|i| Ipv4Addr::from(u32::from(L4Topo::SNAT_ADDR) + i)).collect()
 }

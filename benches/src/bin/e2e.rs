@@ -188,6 +188,12 @@ enum Bench {
         /// … for at most this many seconds (0: do not wait); the table says how quiet it was.
         #[arg(long, default_value_t = 120)]
         quiet_wait: u64,
+        /// SNAT addresses of the DUT (1..=8; one gives 64 512 ports per backend and protocol).
+        #[arg(long, default_value_t = 1)]
+        snat_addrs: u8,
+        /// Raise the global `net.netfilter.nf_conntrack_max` to this for the run (restored after).
+        #[arg(long)]
+        conntrack_max: Option<u64>,
         /// Write the generated section of this Markdown file.
         #[arg(long)]
         write_md: Option<PathBuf>,
@@ -1122,6 +1128,8 @@ fn l4(
     client_threads: usize,
     burst: u32,
     quiet: (f64, u64),
+    snat_addrs: u8,
+    conntrack_max: Option<u64>,
     md: Option<&Path>,
 ) -> Result<()> {
     use benches::l4::{trial, L4Opts, Measure};
@@ -1146,6 +1154,10 @@ fn l4(
     if cpus() < 2 {
         bail!("l4 needs 2 CPUs: generator and clients on one, the DUT on the other");
     }
+    // Global (root namespace) sysctl: raised for the run only, restored when the guard drops.
+    let _ct_max = conntrack_max
+        .map(|n| benches::kernel::SysctlGuard::set("net/netfilter/nf_conntrack_max", &n.to_string()))
+        .transpose()?;
     let meta0 = l4_meta_start();
     // Everything of ours (and every process it starts) stays off the DUT's CPU.
     nic::sys::pin_current_thread(0).context("pinning the harness to CPU 0")?;
@@ -1161,6 +1173,7 @@ fn l4(
         client_threads,
         quiet_below: quiet.0,
         quiet_wait: Duration::from_secs(quiet.1),
+        snat_addrs,
     };
     std::fs::create_dir_all(&cli.out)?;
     let mut trials = Vec::new();
@@ -1295,6 +1308,8 @@ fn main() -> Result<()> {
             burst,
             quiet_below,
             quiet_wait,
+            snat_addrs,
+            conntrack_max,
             ref write_md,
         } => l4(
             &cli,
@@ -1306,6 +1321,8 @@ fn main() -> Result<()> {
             client_threads,
             burst,
             (quiet_below, quiet_wait),
+            snat_addrs,
+            conntrack_max,
             write_md.as_deref(),
         ),
         Bench::Tier2 { burst, ref sizes, ref modes, syscalls, tx_ceiling, ref write_md } => {
