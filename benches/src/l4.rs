@@ -12,9 +12,10 @@
 //! * **conn** — new TCP connections per second end to end: [`crate::l4tcp`]'s client (kernel TCP)
 //!   against its servers in the backends.
 //! * **bulk** — one iperf3 TCP stream to backend b1 through the DUT; Gbit/s from iperf3's
-//!   receiver and, from b1's interface counters (`ip -s link`), the skbs per second the kernel
-//!   moved (64 KB GSO segments on veth) and the 1514-byte frames those bytes would be on a wire
-//!   (what an AF_XDP path sees).
+//!   receiver and, from b1's interface counters (`ip -s link`), the skbs per second b1 received
+//!   and their average size (MTU-sized here: the client has no TX checksum offload, so no TSO,
+//!   see [`crate::l4topo`]; with it, veth would carry 64 KB GSO segments that an AF_XDP path
+//!   never sees) and the 1514-byte frames those bytes are on a wire.
 //!
 //! Placement: generator, clients, servers, iperf3, the bridge and the harness on `gen_cpu`; the
 //! DUT's work on `dut_cpu` (RPS for the kernel peers, `taskset` for haproxy and xskd).
@@ -284,7 +285,7 @@ impl Sinks {
     }
 }
 
-/// Runs `xskd pktgen` in the client namespace on g0 towards d0 with `args`, bounded; its JSON.
+/// Runs `xskd pktgen` in the client namespace on c0 towards d0 with `args`, bounded; its JSON.
 fn pktgen(t: &L4Topo, o: &L4Opts, args: &[String], limit: Duration) -> Result<Value> {
     let cpu = o.gen_cpu.to_string();
     let mut argv = strings(&["ip", "netns", "exec", t.cli().name(), "taskset", "-c", &cpu]);
@@ -461,7 +462,7 @@ fn bulk(t: &L4Topo, sys: L4System, o: &L4Opts) -> Result<L4Trial> {
     let c0 = cpu_times();
     let r = bounded(&cli, Duration::from_secs(o.secs + 20))?;
     let busy = cpu_busy(&c0, &cpu_times());
-    let e0 = link_stats(b1, L4Topo::BACKEND_IF)?.since(&s0);
+    let b0 = link_stats(b1, L4Topo::BACKEND_IF)?.since(&s0);
     let _ = srv.stop(libc::SIGINT, Duration::from_secs(3));
     let v: Value = serde_json::from_str(&r.stdout).with_context(|| format!("iperf3 JSON: {}{}", r.stdout, r.stderr))?;
     if let Some(e) = v["error"].as_str() {
@@ -473,19 +474,19 @@ fn bulk(t: &L4Topo, sys: L4System, o: &L4Opts) -> Result<L4Trial> {
         .as_array()
         .map(|a| a.iter().filter_map(|i| i["sum"]["bits_per_second"].as_f64()).map(|b| b / 1e9).collect())
         .unwrap_or_default();
-    let skb_per_s = e0.rx_packets as f64 / secs_run;
+    let skb_per_s = b0.rx_packets as f64 / secs_run;
     Ok(L4Trial {
         value: steady(&samples),
         extra: json!({
             "iperf3_mean_gbps": recv["bits_per_second"].as_f64().map(|b| b / 1e9),
             "iperf3_bytes": recv["bytes"], "retransmits": v["end"]["sum_sent"]["retransmits"],
-            "b1_rx_skbs": e0.rx_packets, "b1_rx_bytes": e0.rx_bytes, "b1_rx_dropped": e0.rx_dropped,
+            "b1_rx_skbs": b0.rx_packets, "b1_rx_bytes": b0.rx_bytes, "b1_rx_dropped": b0.rx_dropped,
             "skbs_per_s": skb_per_s,
-            "bytes_per_skb": e0.rx_bytes as f64 / e0.rx_packets.max(1) as f64,
-            "mtu_frames_per_s": e0.rx_bytes as f64 / 1514.0 / secs_run,
+            "bytes_per_skb": b0.rx_bytes as f64 / b0.rx_packets.max(1) as f64,
+            "mtu_frames_per_s": b0.rx_bytes as f64 / 1514.0 / secs_run,
         }),
         samples,
-        per_backend: vec![e0.rx_packets, 0, 0],
+        per_backend: vec![b0.rx_packets, 0, 0],
         cpu_busy: busy,
         ..blank()
     })

@@ -208,9 +208,9 @@ fn header(meta: &L4Meta, o: &L4Opts, trials: &[L4Trial]) -> String {
               same repetition are the numbers to read.\n\n";
     }
     t += &format!(
-        "Command: `{}`. Topology: client namespace [g0] ⇄ [d0] DUT [d1] ⇄ backend LAN (a Linux bridge in \
-         its own namespace) ⇄ three backend namespaces; VIP 198.18.1.1 on d0, {snat} on d1, \
-         backends 198.19.0.11–13, no static neighbours. CPU {g}: generator (`xskd pktgen`, AF_XDP copy mode), \
+        "Command: `{}`. Topology: client namespace [c0] ⇄ [d0] DUT [d1] ⇄ backend LAN (a Linux bridge in \
+         its own namespace) ⇄ three backend namespaces; VIP 198.18.0.100 on d0, {snat} on d1, \
+         backends 198.19.0.11–13, no static neighbours, TX checksum offload off on the client's and the backends' interfaces (frames through an AF_XDP DUT need full checksums; so no TSO: bulk TCP crosses every DUT as MTU-sized frames). CPU {g}: generator (`xskd pktgen`, AF_XDP copy mode), \
          clients, servers, iperf3, the bridge and the harness; CPU {d}: the DUT (RPS of d0 and d1 for the \
          kernel peers, haproxy `nbthread 1` + `cpu-map` + `taskset`). Each trial on a fresh topology (empty \
          conntrack); systems alternate in a different order every repetition; median (min–max) of {reps} \
@@ -222,9 +222,9 @@ fn header(meta: &L4Meta, o: &L4Opts, trials: &[L4Trial]) -> String {
          (Gbit/s: steady median of iperf3's receiver; frames: b1's `ip -s link`).\n\n",
         meta.command,
         snat = if o.snat_addrs == 1 {
-            "SNAT address 198.19.0.3".to_string()
+            "SNAT address 198.19.0.2 (d1's own)".to_string()
         } else {
-            format!("{} SNAT addresses from 198.19.0.3", o.snat_addrs)
+            format!("{} SNAT addresses from 198.19.0.2", o.snat_addrs)
         },
         syn = o.syn_secs,
         warm = o.warm_pps,

@@ -1,25 +1,30 @@
-//! The L4 load-balancer topology: a client namespace, the device under test, and a backend LAN
-//! (a Linux bridge in its own namespace) with three backend namespaces.
+//! The L4 load-balancer topology: `nic::netns::LbTopology` (a client namespace, the device
+//! under test, and a backend LAN — a Linux bridge in its own namespace — with three backend
+//! namespaces), plus what the benchmark needs on top of it.
 //!
 //! ```text
-//!  cli: g0 198.18.0.1/24 ─── d0 198.18.0.2/24 ┐ dut ┌ d1 198.19.0.2/24 ─── l0 ┐ lan: br0 ┌ l1 ─── e0 198.19.0.11  b1
-//!       routes 198.18.1.0/24,     + VIP 198.18.1.1/32  + SNAT 198.19.0.3/32       │          ├ l2 ─── e0 198.19.0.12  b2
-//!       198.19.0.0/24 via d0      route 198.18.128.0/17 via g0                    └          └ l3 ─── e0 198.19.0.13  b3
-//!                                                             backends: default route via 198.19.0.2
+//!  cli: c0 198.18.0.1/24 ─── d0 198.18.0.2/24 ┐ dut ┌ d1 198.19.0.2/24 ─── l0 ┐ lan: br0 ┌ l1 ─── b0 198.19.0.11  b1
+//!       route 198.19.0.0/24     + VIP 198.18.0.100/32  (+ 198.19.0.3.. with      │          ├ l2 ─── b0 198.19.0.12  b2
+//!       via d0                  route 198.18.128.0/17   --snat-addrs)             └          └ l3 ─── b0 198.19.0.13  b3
+//!                               via c0                         backends: default route via 198.19.0.2
 //! ```
 //!
-//! * The VIP (198.18.1.1) is an address of d0, so the kernel answers for it and haproxy can bind
-//!   it; clients reach it through their route via d0 (198.18.0.2), so nobody needs to resolve
-//!   the VIP itself. The SNAT addresses (198.19.0.3, or 198.19.0.3 up to 198.19.0.10 with
-//!   `snat_addrs` > 1) are addresses of d1: nftables `snat`, haproxy's `source` (the first one)
-//!   and xskd's full NAT all use them, and the kernel answers ARP for them. One address gives
-//!   a NAT 64 512 source ports (1024–65535) per backend and protocol: 193 536 flows over three
-//!   backends.
-//! * The generator's raw frames (pktgen) come from 198.18.128.0/17 ([`L4Topo::GEN_SRC`]); the
-//!   DUT routes that block back via g0 (replies to it are dropped there: no such address).
-//! * No static neighbour anywhere: ARP resolves every address, as for stock clients.
+//! * From `LbTopology`: the addresses, the VIP on d0 (the kernel answers ARP for it; clients are
+//!   on its subnet), no static neighbour anywhere, IPv6 off, and TX checksum offload off on c0
+//!   and the backends' b0 — frames that cross an AF_XDP engine must carry complete checksums,
+//!   and every system is measured with that same client. (With TX checksum offload off the
+//!   kernel cannot hand veth 64 KB TSO segments: GSO segments them in software before veth, so
+//!   bulk TCP crosses the DUT as MTU-sized frames for every system.)
+//! * Added here: the SNAT addresses (d1's own 198.19.0.2, and with `snat_addrs` > 1 also
+//!   198.19.0.3 onwards as /32s on d1): nftables `snat`, haproxy's `source` (the first one) and
+//!   xskd's full NAT all use them. One address gives a NAT 64 512 source ports (1024–65535) per
+//!   backend and protocol: 193 536 flows over three backends. Routes for kernel forwarding
+//!   (client → backends via d0, backends' default via d1); the generator's raw frames come from
+//!   198.18.128.0/17 ([`L4Topo::GEN_SRC`]), which the DUT routes back via c0 (replies to it are
+//!   dropped there: no such address). `ip_forward`, reverse-path filter off, the whole local
+//!   port range for the client and the DUT (many short connections).
 //! * Placement ([`L4Topo::place`]): RPS steers the receive work of d0 and d1 to the DUT's CPU
-//!   and that of g0, the bridge ports and the backends to the client's CPU, so the DUT's CPU runs
+//!   and that of c0, the bridge ports and the backends to the client's CPU, so the DUT's CPU runs
 //!   only the DUT (for the kernel peers: receive, conntrack/NAT, forward, transmit).
 //!
 //! Owns every namespace and veth it creates (unique names per process and call, removed on
@@ -28,19 +33,14 @@
 use std::net::Ipv4Addr;
 
 use anyhow::{Context, Result};
-use nic::netns::{End, Netns, VethConfig, VethPair};
+use nic::netns::{LbTopology, LbTopologyConfig, Netns};
 
 use crate::kernel::set_rps;
 
-/// The topology. Field order is drop order: links first, then namespaces.
+/// The topology.
 #[derive(Debug)]
 pub struct L4Topo {
-    links: Vec<VethPair>,
-    cli: Netns,
-    dut: Netns,
-    lan: Netns,
-    backends: Vec<Netns>,
-    d0_mac: [u8; 6],
+    lb: LbTopology,
     snat_addrs: u8,
 }
 
@@ -55,24 +55,24 @@ pub struct Backend {
 
 impl L4Topo {
     /// Client interface.
-    pub const CLI_IF: &'static str = "g0";
+    pub const CLI_IF: &'static str = LbTopology::CLIENT_IF;
     /// DUT interface facing the clients (the VIP side).
-    pub const DUT_CLI_IF: &'static str = "d0";
+    pub const DUT_CLI_IF: &'static str = LbTopology::DUT_CLIENT_IF;
     /// DUT interface facing the backends (the SNAT side).
-    pub const DUT_LAN_IF: &'static str = "d1";
+    pub const DUT_LAN_IF: &'static str = LbTopology::DUT_BACKEND_IF;
     /// Each backend's interface.
-    pub const BACKEND_IF: &'static str = "e0";
+    pub const BACKEND_IF: &'static str = LbTopology::BACKEND_IF;
     /// The client's address.
-    pub const CLI_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    pub const CLI_ADDR: Ipv4Addr = LbTopology::CLIENT_ADDR;
     /// d0's address.
-    pub const D0_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    pub const D0_ADDR: Ipv4Addr = LbTopology::DUT_CLIENT_ADDR;
     /// The virtual service address (on d0).
-    pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
-    /// d1's address.
-    pub const D1_ADDR: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
-    /// The DUT's (first) source address towards the backends (on d1).
-    pub const SNAT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 3);
-    /// At most this many SNAT addresses (198.19.0.3–198.19.0.10, below the backends).
+    pub const VIP: Ipv4Addr = LbTopology::VIP;
+    /// d1's address, also the (first) SNAT address.
+    pub const D1_ADDR: Ipv4Addr = LbTopology::SNAT_ADDR;
+    /// The DUT's (first) source address towards the backends: d1's own.
+    pub const SNAT_ADDR: Ipv4Addr = LbTopology::SNAT_ADDR;
+    /// At most this many SNAT addresses (198.19.0.2–198.19.0.9, below the backends).
     pub const MAX_SNAT_ADDRS: u8 = 8;
     /// The backends' addresses, b1..b3.
     pub const BACKEND_ADDRS: [Ipv4Addr; 3] =
@@ -94,47 +94,16 @@ impl L4Topo {
         if !(1..=Self::MAX_SNAT_ADDRS).contains(&snat_addrs) {
             anyhow::bail!("snat_addrs {snat_addrs}: 1..={}", Self::MAX_SNAT_ADDRS);
         }
-        let cli = Netns::new(&format!("{prefix}-cli"))?;
-        let dut = Netns::new(&format!("{prefix}-dut"))?;
-        let lan = Netns::new(&format!("{prefix}-lan"))?;
-        let backends = (1..=3).map(|i| Netns::new(&format!("{prefix}-b{i}"))).collect::<std::io::Result<Vec<_>>>()?;
-        let cfg = |a: Option<&str>, b: Option<&str>| VethConfig {
-            addr_a: a.map(str::to_string),
-            addr_b: b.map(str::to_string),
-            disable_ipv6: true,
-            ..VethConfig::default()
-        };
-        let mut links = vec![
-            VethPair::new(
-                &cli,
-                Self::CLI_IF,
-                &dut,
-                Self::DUT_CLI_IF,
-                &cfg(Some("198.18.0.1/24"), Some("198.18.0.2/24")),
-            )?,
-            VethPair::new(&dut, Self::DUT_LAN_IF, &lan, "l0", &cfg(Some("198.19.0.2/24"), None))?,
-        ];
-        for (i, b) in backends.iter().enumerate() {
-            let addr = format!("{}/24", Self::BACKEND_ADDRS[i]);
-            links.push(VethPair::new(&lan, &format!("l{}", i + 1), b, Self::BACKEND_IF, &cfg(None, Some(&addr)))?);
-        }
-        let d0_mac = links[0].mac(End::B)?;
-        let t = L4Topo { links, cli, dut, lan, backends, d0_mac, snat_addrs };
+        let lb = LbTopology::new(prefix, &LbTopologyConfig { backends: 3, queues: None })?;
+        debug_assert!((0..3).all(|i| LbTopology::backend_addr(i) == Self::BACKEND_ADDRS[i]));
+        let t = L4Topo { lb, snat_addrs };
         t.configure().context("configuring the L4 topology")?;
         Ok(t)
     }
 
     fn configure(&self) -> Result<()> {
-        let lan = &self.lan;
-        lan.ip(&["link", "add", "br0", "type", "bridge"])?;
-        lan.sysctl("net/ipv6/conf/br0/disable_ipv6", "1")?;
-        for p in ["l0", "l1", "l2", "l3"] {
-            lan.ip(&["link", "set", p, "master", "br0"])?;
-        }
-        lan.ip(&["link", "set", "br0", "up"])?;
-        let dut = &self.dut;
-        dut.ip(&["addr", "add", &format!("{}/32", Self::VIP), "dev", Self::DUT_CLI_IF])?;
-        for a in self.snat_addrs() {
+        let dut = self.dut();
+        for a in self.snat_addrs().into_iter().skip(1) {
             dut.ip(&["addr", "add", &format!("{a}/32"), "dev", Self::DUT_LAN_IF])?;
         }
         dut.ip(&["route", "add", "198.18.128.0/17", "via", &Self::CLI_ADDR.to_string(), "dev", Self::DUT_CLI_IF])?;
@@ -143,13 +112,20 @@ impl L4Topo {
             dut.sysctl(&format!("net/ipv4/conf/{dev}/rp_filter"), "0")?;
         }
         let via = Self::D0_ADDR.to_string();
-        self.cli.ip(&["route", "add", "198.18.1.0/24", "via", &via, "dev", Self::CLI_IF])?;
-        self.cli.ip(&["route", "add", "198.19.0.0/24", "via", &via, "dev", Self::CLI_IF])?;
-        for b in &self.backends {
-            b.ip(&["route", "add", "default", "via", &Self::D1_ADDR.to_string(), "dev", Self::BACKEND_IF])?;
+        self.cli().ip(&["route", "add", "198.19.0.0/24", "via", &via, "dev", Self::CLI_IF])?;
+        for i in 0..3 {
+            self.backend(i).ip(&[
+                "route",
+                "add",
+                "default",
+                "via",
+                &Self::D1_ADDR.to_string(),
+                "dev",
+                Self::BACKEND_IF,
+            ])?;
         }
         // Many short connections: the whole port range for the client and for haproxy's side.
-        for ns in [&self.cli, &self.dut] {
+        for ns in [self.cli(), self.dut()] {
             ns.sysctl("net/ipv4/ip_local_port_range", "1024 65535")?;
         }
         Ok(())
@@ -159,14 +135,14 @@ impl L4Topo {
     /// backends to `other_cpu`.
     pub fn place(&self, dut_cpu: usize, other_cpu: usize) -> Result<()> {
         let (d, o) = (1u64 << dut_cpu, 1u64 << other_cpu);
-        set_rps(&self.dut, Self::DUT_CLI_IF, d)?;
-        set_rps(&self.dut, Self::DUT_LAN_IF, d)?;
-        set_rps(&self.cli, Self::CLI_IF, o)?;
+        set_rps(self.dut(), Self::DUT_CLI_IF, d)?;
+        set_rps(self.dut(), Self::DUT_LAN_IF, d)?;
+        set_rps(self.cli(), Self::CLI_IF, o)?;
         for p in ["l0", "l1", "l2", "l3"] {
-            set_rps(&self.lan, p, o)?;
+            set_rps(self.lan(), p, o)?;
         }
-        for b in &self.backends {
-            set_rps(b, Self::BACKEND_IF, o)?;
+        for i in 0..3 {
+            set_rps(self.backend(i), Self::BACKEND_IF, o)?;
         }
         Ok(())
     }
@@ -176,7 +152,7 @@ impl L4Topo {
     /// neighbour entry for every backend (at most 3 s), so the first trial second does not time
     /// ARP. Run it before a DUT takes over d0/d1.
     pub fn warm_neighbours(&self) -> Result<()> {
-        self.cli.run_in(|| {
+        self.cli().run_in(|| {
             let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
             for a in Self::BACKEND_ADDRS {
                 s.send_to(b"warm", (a, Self::UDP_PORT))?;
@@ -185,7 +161,7 @@ impl L4Topo {
         })?;
         let t0 = std::time::Instant::now();
         loop {
-            let n = self.dut.ip(&["neigh", "show", "dev", Self::DUT_LAN_IF])?;
+            let n = self.dut().ip(&["neigh", "show", "dev", Self::DUT_LAN_IF])?;
             let ok = Self::BACKEND_ADDRS
                 .iter()
                 .all(|a| n.lines().any(|l| l.starts_with(&format!("{a} ")) && l.contains("lladdr")));
@@ -206,22 +182,22 @@ impl L4Topo {
 
     /// The client namespace.
     pub fn cli(&self) -> &Netns {
-        &self.cli
+        self.lb.client()
     }
 
     /// The DUT namespace.
     pub fn dut(&self) -> &Netns {
-        &self.dut
+        self.lb.dut()
     }
 
     /// The LAN (bridge) namespace.
     pub fn lan(&self) -> &Netns {
-        &self.lan
+        self.lb.lan()
     }
 
     /// Backend namespace `i` (0 = b1).
     pub fn backend(&self, i: usize) -> &Netns {
-        &self.backends[i]
+        self.lb.backend(i)
     }
 
     /// The backends.
@@ -231,21 +207,12 @@ impl L4Topo {
 
     /// MAC of d0 (where the generator's frames go).
     pub fn d0_mac(&self) -> [u8; 6] {
-        self.d0_mac
-    }
-
-    /// MAC of g0.
-    pub fn cli_mac(&self) -> Result<[u8; 6]> {
-        Ok(self.links[0].mac(End::A)?)
-    }
-
-    /// MAC of d1.
-    pub fn d1_mac(&self) -> Result<[u8; 6]> {
-        Ok(self.links[1].mac(End::A)?)
+        self.lb.dut_client_mac()
     }
 }
 
 /// The first `n` SNAT addresses, from [`L4Topo::SNAT_ADDR`] up.
 pub fn snat_range(n: u8) -> Vec<Ipv4Addr> {
+    // 198.19.0.2 (d1's own) and up.
     (0..u32::from(n)).map(|i| Ipv4Addr::from(u32::from(L4Topo::SNAT_ADDR) + i)).collect()
 }
