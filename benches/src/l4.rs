@@ -113,6 +113,8 @@ pub struct L4Opts {
     pub quiet_wait: Duration,
     /// SNAT addresses of the DUT (1..=8).
     pub snat_addrs: u8,
+    /// TX checksum offload on for the client and backends (kernel peers only).
+    pub tx_offload: bool,
 }
 
 /// The machine's load just before a trial (nothing of the harness runs then).
@@ -182,7 +184,10 @@ pub struct L4Trial {
 /// One trial of `m` on `sys`, repetition `rep`, on a fresh topology.
 pub fn trial(sys: L4System, m: Measure, rep: usize, o: &L4Opts) -> Result<L4Trial> {
     let other_load = wait_quiet(o.quiet_below, o.quiet_wait);
-    let t = L4Topo::new("l4", o.snat_addrs).context("building the L4 topology (needs root)")?;
+    if o.tx_offload && sys == L4System::Xskd {
+        bail!("--tx-offload: an AF_XDP DUT needs complete checksums from the client and the backends");
+    }
+    let t = L4Topo::new("l4", o.snat_addrs, o.tx_offload).context("building the L4 topology (needs root)")?;
     t.place(o.dut_cpu, o.gen_cpu)?;
     t.warm_neighbours()?;
     let secs = match m {

@@ -210,7 +210,7 @@ fn header(meta: &L4Meta, o: &L4Opts, trials: &[L4Trial]) -> String {
     t += &format!(
         "Command: `{}`. Topology: client namespace [c0] ⇄ [d0] DUT [d1] ⇄ backend LAN (a Linux bridge in \
          its own namespace) ⇄ three backend namespaces; VIP 198.18.0.100 on d0, {snat} on d1, \
-         backends 198.19.0.11–13, no static neighbours, TX checksum offload off on the client's and the backends' interfaces (frames through an AF_XDP DUT need full checksums; so no TSO: bulk TCP crosses every DUT as MTU-sized frames). CPU {g}: generator (`xskd pktgen`, AF_XDP copy mode), \
+         backends 198.19.0.11–13, no static neighbours, {offload}. CPU {g}: generator (`xskd pktgen`, AF_XDP copy mode), \
          clients, servers, iperf3, the bridge and the harness; CPU {d}: the DUT (RPS of d0 and d1 for the \
          kernel peers, haproxy `nbthread 1` + `cpu-map` + `taskset`). Each trial on a fresh topology (empty \
          conntrack); systems alternate in a different order every repetition; median (min–max) of {reps} \
@@ -221,6 +221,13 @@ fn header(meta: &L4Meta, o: &L4Opts, trials: &[L4Trial]) -> String {
          the server closes / close, the server closes first; (d) one iperf3 stream of {secs} s to b1 \
          (Gbit/s: steady median of iperf3's receiver; frames: b1's `ip -s link`).\n\n",
         meta.command,
+        offload = if o.tx_offload {
+            "TX checksum offload ON on the client's and the backends' interfaces (`--tx-offload`: kernel peers only; \
+             veth carries 64 KB TSO segments)"
+        } else {
+            "TX checksum offload off on the client's and the backends' interfaces (frames through an AF_XDP DUT need \
+             full checksums; so no TSO: the client's bulk TCP reaches every DUT as MTU-sized frames)"
+        },
         snat = if o.snat_addrs == 1 {
             "SNAT address 198.19.0.2 (d1's own)".to_string()
         } else {
@@ -318,6 +325,7 @@ mod tests {
             quiet_below: 0.3,
             quiet_wait: std::time::Duration::from_secs(1),
             snat_addrs: 1,
+            tx_offload: false,
         };
         let all: Vec<L4Trial> = k.into_iter().chain(n).collect();
         let md = markdown(&meta, &o, &[L4System::Kernel, L4System::Nftables, L4System::Haproxy], &[Measure::Syn], &all);

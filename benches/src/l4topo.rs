@@ -42,6 +42,7 @@ use crate::kernel::set_rps;
 pub struct L4Topo {
     lb: LbTopology,
     snat_addrs: u8,
+    tx_offload: bool,
 }
 
 /// One backend: its namespace index and address.
@@ -88,15 +89,17 @@ impl L4Topo {
     /// Port of the UDP service (datagrams counted and dropped at the backends).
     pub const UDP_PORT: u16 = 9;
 
-    /// Builds it with `snat_addrs` SNAT addresses (1..=8); namespaces are
+    /// Builds it with `snat_addrs` SNAT addresses (1..=8), and with TX checksum offload turned
+    /// back on for the client and the backends when `tx_offload` (kernel peers only: veth then
+    /// carries 64 KB TSO segments, which an AF_XDP DUT cannot take); namespaces are
     /// `PREFIX-{cli,dut,lan,b1,b2,b3}-PID-N`.
-    pub fn new(prefix: &str, snat_addrs: u8) -> Result<L4Topo> {
+    pub fn new(prefix: &str, snat_addrs: u8, tx_offload: bool) -> Result<L4Topo> {
         if !(1..=Self::MAX_SNAT_ADDRS).contains(&snat_addrs) {
             anyhow::bail!("snat_addrs {snat_addrs}: 1..={}", Self::MAX_SNAT_ADDRS);
         }
         let lb = LbTopology::new(prefix, &LbTopologyConfig { backends: 3, queues: None })?;
         debug_assert!((0..3).all(|i| LbTopology::backend_addr(i) == Self::BACKEND_ADDRS[i]));
-        let t = L4Topo { lb, snat_addrs };
+        let t = L4Topo { lb, snat_addrs, tx_offload };
         t.configure().context("configuring the L4 topology")?;
         Ok(t)
     }
@@ -123,6 +126,14 @@ impl L4Topo {
                 "dev",
                 Self::BACKEND_IF,
             ])?;
+        }
+        if self.tx_offload {
+            let on =
+                |ns: &Netns, dev: &str| crate::kernel::ns_exec(ns, &["ethtool", "-K", dev, "tx", "on"]).map(|_| ());
+            on(self.cli(), Self::CLI_IF)?;
+            for i in 0..3 {
+                on(self.backend(i), Self::BACKEND_IF)?;
+            }
         }
         // Many short connections: the whole port range for the client and for haproxy's side.
         for ns in [self.cli(), self.dut()] {

@@ -194,6 +194,10 @@ enum Bench {
         /// Raise the global `net.netfilter.nf_conntrack_max` to this for the run (restored after).
         #[arg(long)]
         conntrack_max: Option<u64>,
+        /// TX checksum offload on for the client and backends (kernel peers only: TSO, 64 KB
+        /// segments on veth; an AF_XDP DUT cannot take them).
+        #[arg(long)]
+        tx_offload: bool,
         /// Write the generated section of this Markdown file.
         #[arg(long)]
         write_md: Option<PathBuf>,
@@ -1130,6 +1134,7 @@ fn l4(
     quiet: (f64, u64),
     snat_addrs: u8,
     conntrack_max: Option<u64>,
+    tx_offload: bool,
     md: Option<&Path>,
 ) -> Result<()> {
     use benches::l4::{trial, L4Opts, Measure};
@@ -1174,6 +1179,7 @@ fn l4(
         quiet_below: quiet.0,
         quiet_wait: Duration::from_secs(quiet.1),
         snat_addrs,
+        tx_offload,
     };
     std::fs::create_dir_all(&cli.out)?;
     let mut trials = Vec::new();
@@ -1310,6 +1316,7 @@ fn main() -> Result<()> {
             quiet_wait,
             snat_addrs,
             conntrack_max,
+            tx_offload,
             ref write_md,
         } => l4(
             &cli,
@@ -1323,6 +1330,7 @@ fn main() -> Result<()> {
             (quiet_below, quiet_wait),
             snat_addrs,
             conntrack_max,
+            tx_offload,
             write_md.as_deref(),
         ),
         Bench::Tier2 { burst, ref sizes, ref modes, syscalls, tx_ceiling, ref write_md } => {
