@@ -118,7 +118,7 @@ pub struct L4Opts {
 }
 
 /// The machine's load just before a trial (nothing of the harness runs then).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OtherLoad {
     /// Busy share of each CPU over the last 1-s sample.
     pub busy: Vec<f64>,
@@ -144,7 +144,7 @@ pub fn wait_quiet(below: f64, max: Duration) -> OtherLoad {
 }
 
 /// Conntrack of the DUT namespace.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Conntrack {
     /// Entries (`nf_conntrack_count`).
     pub count: u64,
@@ -153,7 +153,7 @@ pub struct Conntrack {
 }
 
 /// What one trial measured.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct L4Trial {
     /// System.
     pub system: L4System,
@@ -164,7 +164,7 @@ pub struct L4Trial {
     /// Headline number, in `unit`.
     pub value: f64,
     /// Its unit.
-    pub unit: &'static str,
+    pub unit: String,
     /// Per-second values (same unit).
     pub samples: Vec<f64>,
     /// What the generator says it offered (frames/s), where there is one.
@@ -209,7 +209,7 @@ pub fn trial(sys: L4System, m: Measure, rep: usize, o: &L4Opts) -> Result<L4Tria
     r.system = sys;
     r.measure = m.name();
     r.rep = rep;
-    r.unit = m.unit();
+    r.unit = m.unit().to_string();
     r.other_load = other_load;
     if sys.uses_conntrack() {
         r.conntrack = Some(conntrack(&t)?);
@@ -223,7 +223,7 @@ fn blank() -> L4Trial {
         measure: String::new(),
         rep: 0,
         value: f64::NAN,
-        unit: "",
+        unit: String::new(),
         samples: Vec::new(),
         offered_pps: None,
         per_backend: Vec::new(),

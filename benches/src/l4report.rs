@@ -12,7 +12,7 @@ use crate::l4sys::L4System;
 use crate::sample::Summary;
 
 /// The run's conditions, written above the table and into the JSON.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct L4Meta {
     /// The command line.
     pub command: String,
@@ -181,7 +181,13 @@ pub fn markdown(meta: &L4Meta, o: &L4Opts, systems: &[L4System], measures: &[Mea
                     if s == L4System::Xskd { "–".into() } else { fmt_ratio(ratios(&of(L4System::Xskd), &ts)) }
                 );
             }
-            t += &format!(" {:.0}% / {:.0}% | {} |\n", busy(o.gen_cpu), busy(o.dut_cpu), notes(m, &ts));
+            let (gb, db) = (busy(o.gen_cpu), busy(o.dut_cpu));
+            let bound = if db < 100.0 * SATURATED {
+                format!(" **tester-bound** (DUT CPU {db:.0}% busy);")
+            } else {
+                String::new()
+            };
+            t += &format!(" {gb:.0}% / {db:.0}% |{bound} {} |\n", notes(m, &ts));
         }
         for &s in systems.iter().filter(|s| !m.applies(**s)) {
             t += &format!("| {} | {} | | | | {} | n/a: {} | | ", what(m), frame(m), s.label(), not_applicable(m));
@@ -192,6 +198,10 @@ pub fn markdown(meta: &L4Meta, o: &L4Opts, systems: &[L4System], measures: &[Mea
     t += &footer(meta);
     t
 }
+
+/// A DUT CPU busier than this (median over repetitions) is taken as saturated; below it, the
+/// generator, the clients or the LAN on the other CPU set the number, not the DUT.
+pub const SATURATED: f64 = 0.9;
 
 fn not_applicable(m: Measure) -> &'static str {
     match m {
@@ -219,7 +229,10 @@ fn header(meta: &L4Meta, o: &L4Opts, trials: &[L4Trial]) -> String {
          198.18.128.0/17 and random ports (every SYN a new flow); (b) sends each flow once at {warm:.0} \
          frames/s first, then {secs} s flat out; (c) {threads} client threads, connect / write / read until \
          the server closes / close, the server closes first; (d) one iperf3 stream of {secs} s to b1 \
-         (Gbit/s: steady median of iperf3's receiver; frames: b1's `ip -s link`).\n\n",
+         (Gbit/s: steady median of iperf3's receiver; frames: b1's `ip -s link`). A row marked \
+         **tester-bound** had its DUT CPU less than {sat:.0} % busy (median over repetitions): the other CPU \
+         (generator, clients, servers, bridge and backends) set that number, not the DUT. CPU busy shares \
+         include whatever else ran on the machine.\n\n",
         meta.command,
         offload = if o.tx_offload {
             "TX checksum offload ON on the client's and the backends' interfaces (`--tx-offload`: kernel peers only; \
@@ -234,6 +247,7 @@ fn header(meta: &L4Meta, o: &L4Opts, trials: &[L4Trial]) -> String {
             format!("{} SNAT addresses from 198.19.0.2", o.snat_addrs)
         },
         syn = o.syn_secs,
+        sat = SATURATED * 100.0,
         warm = o.warm_pps,
         secs = o.secs,
         threads = o.client_threads,
@@ -285,7 +299,7 @@ mod tests {
             measure: measure.into(),
             rep,
             value,
-            unit: "Mpps",
+            unit: "Mpps".into(),
             samples: vec![],
             offered_pps: Some(1e6),
             per_backend: vec![1, 1, 2],

@@ -198,6 +198,10 @@ enum Bench {
         /// segments on veth; an AF_XDP DUT cannot take them).
         #[arg(long)]
         tx_offload: bool,
+        /// Measure nothing: write the table of an earlier run's JSON (`bench-out/l4.json`), with
+        /// this command's options describing that run.
+        #[arg(long)]
+        render: Option<PathBuf>,
         /// Write the generated section of this Markdown file.
         #[arg(long)]
         write_md: Option<PathBuf>,
@@ -1135,6 +1139,7 @@ fn l4(
     snat_addrs: u8,
     conntrack_max: Option<u64>,
     tx_offload: bool,
+    render: Option<&Path>,
     md: Option<&Path>,
 ) -> Result<()> {
     use benches::l4::{trial, L4Opts, Measure};
@@ -1155,20 +1160,9 @@ fn l4(
             o => bail!("unknown measurement '{o}' (syn, udp, conn, bulk)"),
         }
     }
-    benches::run::ensure_packages(L4_PACKAGES).context("installing the L4 peers")?;
-    if cpus() < 2 {
-        bail!("l4 needs 2 CPUs: generator and clients on one, the DUT on the other");
-    }
-    // Global (root namespace) sysctl: raised for the run only, restored when the guard drops.
-    let _ct_max = conntrack_max
-        .map(|n| benches::kernel::SysctlGuard::set("net/netfilter/nf_conntrack_max", &n.to_string()))
-        .transpose()?;
-    let meta0 = l4_meta_start();
-    // Everything of ours (and every process it starts) stays off the DUT's CPU.
-    nic::sys::pin_current_thread(0).context("pinning the harness to CPU 0")?;
-    let o = L4Opts {
-        xskd: xskd_binary(cli)?,
-        dir: tempdir()?,
+    let opts = |xskd: PathBuf, dir: PathBuf| L4Opts {
+        xskd,
+        dir,
         secs: cli.secs,
         syn_secs,
         gen_cpu: 0,
@@ -1181,6 +1175,26 @@ fn l4(
         snat_addrs,
         tx_offload,
     };
+    if let Some(j) = render {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(j)?)?;
+        let meta: benches::l4report::L4Meta = serde_json::from_value(v["meta"].clone())?;
+        let trials: Vec<benches::l4::L4Trial> = serde_json::from_value(v["trials"].clone())?;
+        let table = benches::l4report::markdown(&meta, &opts("xskd".into(), "".into()), &systems, &ms, &trials);
+        println!("{table}");
+        return write_section(md, "l4", &table);
+    }
+    benches::run::ensure_packages(L4_PACKAGES).context("installing the L4 peers")?;
+    if cpus() < 2 {
+        bail!("l4 needs 2 CPUs: generator and clients on one, the DUT on the other");
+    }
+    // Global (root namespace) sysctl: raised for the run only, restored when the guard drops.
+    let _ct_max = conntrack_max
+        .map(|n| benches::kernel::SysctlGuard::set("net/netfilter/nf_conntrack_max", &n.to_string()))
+        .transpose()?;
+    let meta0 = l4_meta_start();
+    // Everything of ours (and every process it starts) stays off the DUT's CPU.
+    nic::sys::pin_current_thread(0).context("pinning the harness to CPU 0")?;
+    let o = opts(xskd_binary(cli)?, tempdir()?);
     std::fs::create_dir_all(&cli.out)?;
     let mut trials = Vec::new();
     for rep in 0..cli.reps {
@@ -1317,6 +1331,7 @@ fn main() -> Result<()> {
             snat_addrs,
             conntrack_max,
             tx_offload,
+            ref render,
             ref write_md,
         } => l4(
             &cli,
@@ -1331,6 +1346,7 @@ fn main() -> Result<()> {
             snat_addrs,
             conntrack_max,
             tx_offload,
+            render.as_deref(),
             write_md.as_deref(),
         ),
         Bench::Tier2 { burst, ref sizes, ref modes, syscalls, tx_ceiling, ref write_md } => {
