@@ -21,7 +21,7 @@ use crate::run::Background;
 use crate::veth::{start_xskd_run, strings, wait_for};
 
 /// A system under test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum L4System {
     /// Plain IPv4 forwarding, no NAT, no conntrack: clients address a backend directly.
     Kernel,
