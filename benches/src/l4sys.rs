@@ -362,7 +362,7 @@ impl L4Plan {
 
 /// **FOR THE LEAD TO CHECK** (written by the benchmark helper against the `l4lb` params of main
 /// at 48edc60 — `apps/src/l4lb/params.rs` and the demo's config in `apps/src/demo/l4lb.rs` —
-/// while the App model was still changing): the `xskd run` configuration of the L4 tier's DUT,
+/// while the App model was still changing; it still runs at 4be1132): the `xskd run` configuration of the L4 tier's DUT,
 /// from `p`. `e2e l4` leaves xskd out unless `--systems` names it.
 ///
 /// What the harness does with it: writes it to a file and runs
