@@ -194,6 +194,9 @@ pub struct LinkStats {
     /// Received frames (on a veth: frames taken off its ring by NAPI, or handed over by the
     /// peer's `veth_xmit` when the receiver has no NAPI).
     pub rx_packets: u64,
+    /// Received bytes (Ethernet frames without FCS; on a veth an skb can be a 64 KB GSO
+    /// segment, counted once in `rx_packets`).
+    pub rx_bytes: u64,
     /// Receive drops (on a veth: ring full, XDP errors).
     pub rx_dropped: u64,
     /// Transmitted frames.
@@ -207,6 +210,7 @@ impl LinkStats {
     pub fn since(&self, e: &LinkStats) -> LinkStats {
         LinkStats {
             rx_packets: self.rx_packets.saturating_sub(e.rx_packets),
+            rx_bytes: self.rx_bytes.saturating_sub(e.rx_bytes),
             rx_dropped: self.rx_dropped.saturating_sub(e.rx_dropped),
             tx_packets: self.tx_packets.saturating_sub(e.tx_packets),
             tx_dropped: self.tx_dropped.saturating_sub(e.tx_dropped),
@@ -223,6 +227,7 @@ pub fn parse_link_stats(json: &str) -> Result<LinkStats> {
     };
     Ok(LinkStats {
         rx_packets: get("rx", "packets")?,
+        rx_bytes: get("rx", "bytes")?,
         rx_dropped: get("rx", "dropped")?,
         tx_packets: get("tx", "packets")?,
         tx_dropped: get("tx", "dropped")?,
@@ -422,7 +427,7 @@ mod tests {
             "over_errors":0,"multicast":0},"tx":{"bytes":0,"packets":5,"errors":0,"dropped":1,"carrier_errors":0,
             "collisions":0}}}]"#;
         let s = parse_link_stats(j).unwrap();
-        assert_eq!(s, LinkStats { rx_packets: 7, rx_dropped: 2, tx_packets: 5, tx_dropped: 1 });
+        assert_eq!(s, LinkStats { rx_packets: 7, rx_bytes: 60, rx_dropped: 2, tx_packets: 5, tx_dropped: 1 });
         assert_eq!(s.since(&LinkStats { rx_packets: 3, ..s }).rx_packets, 4);
         assert!(parse_link_stats("[{}]").is_err());
         let e = "NIC statistics:\n     peer_ifindex: 2\n     rx_queue_0_xdp_packets: 10\n     tx_queue_0_xdp_xmit_errors: 3\n";

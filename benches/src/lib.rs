@@ -10,6 +10,9 @@
 //! * [`crossgen`]: generator cross-check (trafgen, UDP sendmmsg) against the receiver's kernel
 //!   counters.
 //! * [`kfwd`]: the kernel IPv4 forwarding baseline.
+//! * [`l4`]: the L4 load-balancer tier (new flows, established flows, connections per second,
+//!   bulk TCP) for nftables NAT, kernel forwarding, haproxy and xskd `l4lb`, on [`l4topo`]'s
+//!   topology with [`l4sys`]'s systems, [`l4tcp`]'s client and server, written by [`l4report`].
 //! * [`nat`]: engine-only NAT (l4lb on replaying null ports) vs the relay's io mode.
 //! * [`xdpceil`]: in-kernel XDP forward and drop ceilings.
 //! * [`rfc`]: the RFC 2544-style tier (zero-loss rate, max-load rate, latency) for every system.
@@ -23,6 +26,11 @@
 pub mod crossgen;
 pub mod kernel;
 pub mod kfwd;
+pub mod l4;
+pub mod l4report;
+pub mod l4sys;
+pub mod l4tcp;
+pub mod l4topo;
 pub mod nat;
 pub mod peers;
 pub mod plot;

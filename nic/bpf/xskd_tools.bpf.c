@@ -12,6 +12,9 @@
  *              The counter `tx_seen` (per CPU) counts frames the program saw.
  *   xskd_sink  counts packets and bytes per CPU (sink_stats[0], [1]) and returns `sink_action`
  *              (.rodata; XDP_DROP by default, XDP_PASS to count and let the stack have them).
+ *              With `sink_only_ip` (.rodata) set, only untagged IPv4 and IPv6 frames are counted
+ *              and given `sink_action`; everything else (ARP) goes to the stack uncounted, so a
+ *              host whose traffic is sunk still answers ARP.
  *   xskd_fwd   counts like the sink and redirects every frame to fwd_ports[0] (a DEVMAP):
  *              the in-kernel forwarding ceiling of a port pair. With `fwd_drop_every` = N > 0
  *              (.rodata) it drops every Nth frame it sees instead (frames N, 2N, ...; counted
@@ -50,6 +53,7 @@ volatile const __u32 sink_action = XDP_DROP;
 volatile const __u16 vary_sport = 0;
 volatile const __u16 sport_base = 0;
 volatile const __u32 fwd_drop_every = 0;
+volatile const __u32 sink_only_ip = 0;
 
 static __always_inline void count(struct xdp_md *ctx)
 {
@@ -105,6 +109,15 @@ int xskd_tx(struct xdp_md *ctx)
 SEC("xdp")
 int xskd_sink(struct xdp_md *ctx)
 {
+	if (sink_only_ip) {
+		void *data = (void *)(long)ctx->data;
+		void *end = (void *)(long)ctx->data_end;
+		struct ethhdr *eth = data;
+		if ((void *)(eth + 1) > end)
+			return XDP_PASS;
+		if (eth->h_proto != bpf_htons(ETH_P_IP) && eth->h_proto != bpf_htons(ETH_P_IPV6))
+			return XDP_PASS;
+	}
 	count(ctx);
 	return sink_action;
 }

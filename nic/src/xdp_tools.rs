@@ -152,14 +152,28 @@ impl fmt::Debug for XdpSink {
 }
 
 impl XdpSink {
-    /// Loads the sink and attaches it to `iface` (calling thread's namespace).
+    /// Loads the sink and attaches it to `iface` (calling thread's namespace): every frame is
+    /// counted and gets `action`.
     pub fn attach(iface: &str, mode: AttachMode, action: SinkAction) -> Result<XdpSink, ToolError> {
+        XdpSink::load_and_attach(iface, mode, action, false)
+    }
+
+    /// Like [`XdpSink::attach`], but only untagged IPv4 and IPv6 frames are counted and get
+    /// `action`; everything else (ARP) is passed to the stack uncounted, so the host behind
+    /// `iface` keeps answering ARP while its IP traffic is sunk.
+    pub fn attach_ip_only(iface: &str, mode: AttachMode, action: SinkAction) -> Result<XdpSink, ToolError> {
+        XdpSink::load_and_attach(iface, mode, action, true)
+    }
+
+    fn load_and_attach(iface: &str, mode: AttachMode, action: SinkAction, only_ip: bool) -> Result<XdpSink, ToolError> {
         let act: u32 = match action {
             SinkAction::Drop => 1,
             SinkAction::Pass => 2,
         };
+        let only_ip = u32::from(only_ip);
         let mut loader = EbpfLoader::new();
         loader.override_global("sink_action", &act, true);
+        loader.override_global("sink_only_ip", &only_ip, true);
         let mut ebpf = load(iface, "xskd_sink", loader)?;
         attach(&mut ebpf, iface, "xskd_sink", mode)?;
         Ok(XdpSink { iface: iface.to_string(), ebpf })

@@ -233,3 +233,46 @@ fn livegen_varies_source_ports_and_fwd_redirects() {
     assert_eq!((ports.first(), ports.last()), (Some(&10_000), Some(&10_999)));
     drop(link2);
 }
+
+#[test]
+fn an_ip_only_sink_lets_arp_through_and_counts_only_ip() {
+    require_root!();
+    let a = Netns::new("tlipa").expect("netns a");
+    let b = Netns::new("tlipb").expect("netns b");
+    let cfg = VethConfig {
+        disable_ipv6: true,
+        addr_a: Some("198.18.0.1/24".into()),
+        addr_b: Some("198.18.0.2/24".into()),
+        ..VethConfig::default()
+    };
+    let _link = VethPair::new(&a, "ip0", &b, "ip1", &cfg).expect("veth");
+    let send = |n: usize| {
+        a.run_in(|| {
+            let s = std::net::UdpSocket::bind("198.18.0.1:0")?;
+            for _ in 0..n {
+                s.send_to(&[0u8; 18], "198.18.0.2:9")?;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(())
+        })
+        .expect("send")
+    };
+    let neigh = || a.ip(&["neigh", "show", "198.18.0.2", "dev", "ip0"]).expect("ip neigh");
+    {
+        // The plain sink drops ARP too: the sender never learns b's MAC, nothing IP leaves.
+        let sink = b.run_in(|| Ok(XdpSink::attach("ip1", AttachMode::Native, SinkAction::Drop))).unwrap().unwrap();
+        send(20);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!neigh().contains("lladdr"), "resolved through a sink that drops ARP: {}", neigh());
+        let c = sink.counts().unwrap();
+        assert!(c.packets >= 1 && c.bytes == c.packets * 42, "only ARP requests (42 B) reached it: {c:?}");
+    }
+    let _ = a.ip(&["neigh", "flush", "dev", "ip0"]);
+    let sink = b.run_in(|| Ok(XdpSink::attach_ip_only("ip1", AttachMode::Native, SinkAction::Drop))).unwrap().unwrap();
+    send(100);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(neigh().contains("lladdr"), "ARP answered through the sink: {}", neigh());
+    let c = sink.counts().unwrap();
+    // 100 datagrams of 18 bytes: 60-byte frames; the ARP exchange is not counted.
+    assert_eq!((c.packets, c.bytes), (100, 6000));
+}

@@ -7,6 +7,7 @@
 //! cargo run --release -p benches --bin e2e -- rfc       # zero-loss rate, max-load rate, latency: all systems
 //! cargo run --release -p benches --bin e2e -- gens      # generator cross-check against kernel counters
 //! cargo run --release -p benches --bin e2e -- ladder --size 1514 --rates-mpps 0.4,0.5   # many trials at fixed rates
+//! cargo run --release -p benches --bin e2e -- l4        # L4 load balancer: nftables NAT, kernel, haproxy (, xskd)
 //! ```
 //!
 //! Each benchmark runs xskd and its peer alternately within every repetition (so both see the
@@ -153,6 +154,57 @@ enum Bench {
         trial_secs: f64,
         #[command(flatten)]
         dut: DutArgs,
+    },
+    /// The L4 load-balancer tier on veth, one DUT core: (a) new-flow rate (SYNs), (b) established
+    /// UDP flows at 64 B, (c) new TCP connections per second end to end, (d) bulk TCP; for kernel
+    /// forwarding (the no-NAT ceiling), nftables DNAT+SNAT with conntrack, haproxy `mode tcp`,
+    /// and xskd `l4lb` once benches/src/l4sys.rs `xskd_l4lb_config` is filled in. Trials of
+    /// --secs seconds (syn: --syn-secs), --reps repetitions.
+    L4 {
+        /// Systems: kernel, nftables, haproxy, xskd.
+        #[arg(long, value_delimiter = ',', default_value = "kernel,nftables,haproxy")]
+        systems: Vec<String>,
+        /// Measurements: syn, udp, conn, bulk.
+        #[arg(long, value_delimiter = ',', default_value = "syn,udp,conn,bulk")]
+        measures: Vec<String>,
+        /// Flow counts of the udp measurement.
+        #[arg(long, value_delimiter = ',', default_value = "1000,1000000")]
+        flows: Vec<u64>,
+        /// Seconds of SYNs (long enough for conntrack's table to fill).
+        #[arg(long, default_value_t = 10)]
+        syn_secs: u64,
+        /// Rate of the udp warm-up pass (each flow sent once), frames/s.
+        #[arg(long, default_value_t = 150_000.0)]
+        warm_pps: f64,
+        /// Client threads of the conn measurement.
+        #[arg(long, default_value_t = 16)]
+        client_threads: usize,
+        /// Generator burst.
+        #[arg(long, default_value_t = 64)]
+        burst: u32,
+        /// Before each trial wait until other work is below this many cores (1-s samples) …
+        #[arg(long, default_value_t = 0.3)]
+        quiet_below: f64,
+        /// … for at most this many seconds (0: do not wait); the table says how quiet it was.
+        #[arg(long, default_value_t = 120)]
+        quiet_wait: u64,
+        /// SNAT addresses of the DUT (1..=8; one gives 64 512 ports per backend and protocol).
+        #[arg(long, default_value_t = 1)]
+        snat_addrs: u8,
+        /// Raise the global `net.netfilter.nf_conntrack_max` to this for the run (restored after).
+        #[arg(long)]
+        conntrack_max: Option<u64>,
+        /// TX checksum offload on for the client and backends (kernel peers only: TSO, 64 KB
+        /// segments on veth; an AF_XDP DUT cannot take them).
+        #[arg(long)]
+        tx_offload: bool,
+        /// Measure nothing: write the table of an earlier run's JSON (`bench-out/l4.json`), with
+        /// this command's options describing that run.
+        #[arg(long)]
+        render: Option<PathBuf>,
+        /// Write the generated section of this Markdown file.
+        #[arg(long)]
+        write_md: Option<PathBuf>,
     },
     /// RFC 2544-style: zero-loss throughput (binary search), forwarded rate at maximum offered
     /// load and latency at 10/50/90% of the zero-loss rate, for xskd, testpmd, the kernel and
@@ -1067,6 +1119,170 @@ fn rfc_table(
     t
 }
 
+/// Debian packages of the L4 tier's peers and tools.
+const L4_PACKAGES: &[&str] = &["nftables", "conntrack", "haproxy", "iperf3", "iproute2"];
+
+#[allow(clippy::too_many_arguments)]
+fn l4(
+    cli: &Cli,
+    systems: &[String],
+    measures: &[String],
+    flows: &[u64],
+    syn_secs: u64,
+    warm_pps: f64,
+    client_threads: usize,
+    burst: u32,
+    quiet: (f64, u64),
+    snat_addrs: u8,
+    conntrack_max: Option<u64>,
+    tx_offload: bool,
+    render: Option<&Path>,
+    md: Option<&Path>,
+) -> Result<()> {
+    use benches::l4::{trial, L4Opts, Measure};
+    use benches::l4sys::L4System;
+    let systems: Vec<L4System> = systems
+        .iter()
+        .map(|s| {
+            L4System::parse(s).ok_or_else(|| anyhow::anyhow!("unknown system '{s}' (kernel, nftables, haproxy, xskd)"))
+        })
+        .collect::<Result<_>>()?;
+    let mut ms = Vec::new();
+    for m in measures {
+        match m.as_str() {
+            "syn" => ms.push(Measure::Syn),
+            "udp" => ms.extend(flows.iter().map(|&n| Measure::Udp(n))),
+            "conn" => ms.push(Measure::Conn),
+            "bulk" => ms.push(Measure::Bulk),
+            o => bail!("unknown measurement '{o}' (syn, udp, conn, bulk)"),
+        }
+    }
+    let opts = |xskd: PathBuf, dir: PathBuf| L4Opts {
+        xskd,
+        dir,
+        secs: cli.secs,
+        syn_secs,
+        gen_cpu: 0,
+        dut_cpu: 1,
+        burst,
+        warm_pps,
+        client_threads,
+        quiet_below: quiet.0,
+        quiet_wait: Duration::from_secs(quiet.1),
+        snat_addrs,
+        tx_offload,
+    };
+    if let Some(j) = render {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(j)?)?;
+        let meta: benches::l4report::L4Meta = serde_json::from_value(v["meta"].clone())?;
+        let trials: Vec<benches::l4::L4Trial> = serde_json::from_value(v["trials"].clone())?;
+        let table = benches::l4report::markdown(&meta, &opts("xskd".into(), "".into()), &systems, &ms, &trials);
+        println!("{table}");
+        return write_section(md, "l4", &table);
+    }
+    benches::run::ensure_packages(L4_PACKAGES).context("installing the L4 peers")?;
+    if cpus() < 2 {
+        bail!("l4 needs 2 CPUs: generator and clients on one, the DUT on the other");
+    }
+    // Global (root namespace) sysctl: raised for the run only, restored when the guard drops.
+    let _ct_max = conntrack_max
+        .map(|n| benches::kernel::SysctlGuard::set("net/netfilter/nf_conntrack_max", &n.to_string()))
+        .transpose()?;
+    let meta0 = l4_meta_start();
+    // Everything of ours (and every process it starts) stays off the DUT's CPU.
+    nic::sys::pin_current_thread(0).context("pinning the harness to CPU 0")?;
+    let o = opts(xskd_binary(cli)?, tempdir()?);
+    std::fs::create_dir_all(&cli.out)?;
+    let mut trials = Vec::new();
+    for rep in 0..cli.reps {
+        for &m in &ms {
+            // A different order every repetition: slow drift of the host hits every system.
+            let n = systems.len();
+            for k in 0..n {
+                let sys = systems[(k + rep) % n];
+                if !m.applies(sys) {
+                    continue;
+                }
+                let t = trial(sys, m, rep, &o)?;
+                eprintln!(
+                    "l4 rep {rep} {} {}: {:.3} {} (CPU busy {:?}) {}",
+                    m.name(),
+                    sys.name(),
+                    t.value,
+                    t.unit,
+                    t.cpu_busy.iter().map(|b| (b * 100.0).round()).collect::<Vec<_>>(),
+                    t.extra
+                );
+                trials.push(t);
+                let meta = benches::l4report::L4Meta { loadavg: (meta0.loadavg.0.clone(), loadavg()), ..meta0.clone() };
+                std::fs::write(
+                    cli.out.join("l4.json"),
+                    serde_json::to_string_pretty(&json!({ "meta": meta, "trials": trials }))?,
+                )?;
+            }
+        }
+    }
+    let meta = benches::l4report::L4Meta { loadavg: (meta0.loadavg.0.clone(), loadavg()), ..meta0 };
+    let table = benches::l4report::markdown(&meta, &o, &systems, &ms, &trials);
+    println!("{table}");
+    write_section(md, "l4", &table)?;
+    let _ = std::fs::remove_dir_all(&o.dir);
+    Ok(())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_string()
+}
+
+/// The conditions of an L4 run, taken before it starts.
+fn l4_meta_start() -> benches::l4report::L4Meta {
+    let c0 = benches::run::cpu_times();
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_check = benches::run::cpu_busy(&c0, &benches::run::cpu_times());
+    let first_line = |argv: &[&str]| {
+        std::process::Command::new(argv[0])
+            .args(&argv[1..])
+            .output()
+            .map(|o| {
+                let t = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+                t.lines().next().unwrap_or("").trim().to_string()
+            })
+            .unwrap_or_else(|e| format!("({e})"))
+    };
+    let mut versions = std::collections::BTreeMap::new();
+    versions.insert("kernel".to_string(), first_line(&["uname", "-r"]));
+    versions.insert("nft".to_string(), first_line(&["nft", "--version"]));
+    versions.insert("haproxy".to_string(), first_line(&["haproxy", "-v"]));
+    versions.insert("iperf3".to_string(), first_line(&["iperf3", "--version"]));
+    benches::l4report::L4Meta {
+        command: invoked(),
+        loadavg: (loadavg(), String::new()),
+        idle_check,
+        conntrack_max: benches::l4::conntrack_max(),
+        ipvs: ipvs_status(),
+        versions,
+    }
+}
+
+/// Whether this kernel has IPVS: `/proc/net/ip_vs` and the kernel config.
+fn ipvs_status() -> String {
+    let proc_ = Path::new("/proc/net/ip_vs").exists();
+    let cfg =
+        std::process::Command::new("zcat").arg("/proc/config.gz").output().ok().map(|o| {
+            String::from_utf8_lossy(&o.stdout).lines().find(|l| l.contains("CONFIG_IP_VS")).map(str::to_string)
+        });
+    let cfg_text = match cfg {
+        Some(Some(l)) => format!("kernel config: `{l}`"),
+        Some(None) => "kernel config: CONFIG_IP_VS not set".into(),
+        None => "kernel config unreadable".into(),
+    };
+    if proc_ {
+        format!("present (/proc/net/ip_vs exists; {cfg_text}) but not measured by this tier yet")
+    } else {
+        format!("not available in this kernel, not measured (/proc/net/ip_vs absent; {cfg_text}; no modules to load)")
+    }
+}
+
 fn tempdir() -> Result<PathBuf> {
     let d = std::env::temp_dir().join(format!("xskd-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&d)?;
@@ -1099,6 +1315,37 @@ fn main() -> Result<()> {
         Bench::Ladder { ref systems, ref size, ref rates_mpps, trials, trial_secs, ref dut } => {
             ladder(&cli, systems, size, rates_mpps, trials, trial_secs, dut)
         }
+        Bench::L4 {
+            ref systems,
+            ref measures,
+            ref flows,
+            syn_secs,
+            warm_pps,
+            client_threads,
+            burst,
+            quiet_below,
+            quiet_wait,
+            snat_addrs,
+            conntrack_max,
+            tx_offload,
+            ref render,
+            ref write_md,
+        } => l4(
+            &cli,
+            systems,
+            measures,
+            flows,
+            syn_secs,
+            warm_pps,
+            client_threads,
+            burst,
+            (quiet_below, quiet_wait),
+            snat_addrs,
+            conntrack_max,
+            tx_offload,
+            render.as_deref(),
+            write_md.as_deref(),
+        ),
         Bench::Tier2 { burst, ref sizes, ref modes, syscalls, tx_ceiling, ref write_md } => {
             write_section(write_md.as_deref(), "tier2", &tier2(&cli, burst, sizes, modes, syscalls, tx_ceiling)?)
         }
