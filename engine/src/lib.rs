@@ -21,7 +21,7 @@ pub mod wire;
 
 pub use app::{App, Ctx, DropCounters, DropReason, TxPort, Verdict};
 pub use batch::Batch;
-pub use flow::{FlowCounters, FlowIx, FlowKey, FlowTable, FlowTimeouts, InsertError, TimeoutClass};
+pub use flow::{FlowCounters, FlowIx, FlowKey, FlowTable, FlowTableConfig, FlowTimeouts, InsertError, TimeoutClass};
 pub use lcore::{IdleMode, Lcore, LcoreBuilder, LcoreOptions, DEFAULT_BURST, MAX_RX_BURSTS};
 pub use stats::{LcoreCounters, LcoreSnapshot, QueueSnapshot, Rates, SharedSnapshot};
 pub use time::{Clock, Instant};

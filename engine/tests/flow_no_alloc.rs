@@ -30,7 +30,12 @@ fn keys(n: u32) -> Vec<FlowKey> {
 
 /// Runs `rounds` bursts of mixed operations over `keys` (more keys than the table holds, so it
 /// stays full and keeps refusing, reclaiming and expiring). Returns what happened.
-fn churn(tb: &mut FlowTable<[u32; 4]>, keys: &[FlowKey], rounds: usize, out: &mut Vec<(FlowKey, [u32; 4])>) -> engine::FlowCounters {
+fn churn(
+    tb: &mut FlowTable<[u32; 4]>,
+    keys: &[FlowKey],
+    rounds: usize,
+    out: &mut Vec<(FlowKey, [u32; 4])>,
+) -> engine::FlowCounters {
     let mut res = [None; BURST];
     let mut now = Instant::from_millis(1000);
     let mut x = 0x9e37_79b9_u32;

@@ -41,7 +41,9 @@ pub fn key(i: u16) -> FlowKey {
     match i % 4 {
         0 => FlowKey::v4(a, b, port, 80, IpProtocol::TCP),
         1 => FlowKey::v4(b, a, 80, port, IpProtocol::TCP),
-        2 => FlowKey::v6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n), Ipv6Addr::LOCALHOST, port, 53, IpProtocol::UDP),
+        2 => {
+            FlowKey::v6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n), Ipv6Addr::LOCALHOST, port, 53, IpProtocol::UDP)
+        }
         _ => FlowKey::v6(a.to_ipv6_mapped(), b.to_ipv6_mapped(), port, 80, IpProtocol::TCP),
     }
 }
@@ -303,7 +305,8 @@ impl Checker {
                 assert!(self.flows.len() < self.table.capacity(), "insert beyond capacity");
                 assert!(!self.by_ix.contains_key(&ix), "insert reused {ix:?}, still in use");
                 self.reconcile_reclaims(&k, reclaimed);
-                let flow = Flow { key: k, ix, class, last_seen: self.now, linked: true, bumps: 0, eligible_since: None };
+                let flow =
+                    Flow { key: k, ix, class, last_seen: self.now, linked: true, bumps: 0, eligible_since: None };
                 self.flows.insert(id, flow);
                 self.linked.insert(k, id);
                 self.by_ix.insert(ix, id);
@@ -435,7 +438,12 @@ fn component_size(pairs: &[[usize; 2]], root: usize) -> usize {
 /// Whether every item can sit in one of its two buckets with at most [`SLOTS`] per bucket
 /// (augmenting paths, as for bipartite matching).
 fn placement_exists(pairs: &[[usize; 2]]) -> bool {
-    fn place(i: usize, pairs: &[[usize; 2]], members: &mut HashMap<usize, Vec<usize>>, seen: &mut HashSet<usize>) -> bool {
+    fn place(
+        i: usize,
+        pairs: &[[usize; 2]],
+        members: &mut HashMap<usize, Vec<usize>>,
+        seen: &mut HashSet<usize>,
+    ) -> bool {
         for b in pairs[i] {
             if !seen.insert(b) {
                 continue;

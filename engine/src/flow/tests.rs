@@ -191,7 +191,8 @@ fn displacement_fills_buckets_to_85_percent() {
         let mut tb = FlowTable::with_seed(cap, FlowTimeouts::default(), seed);
         assert_eq!(tb.bucket_count(), 8192);
         let ks = keys(cap);
-        let ixs: Vec<FlowIx> = ks.iter().map(|k| tb.insert(*k, k.src_port(), TimeoutClass::Udp, t(0)).unwrap()).collect();
+        let ixs: Vec<FlowIx> =
+            ks.iter().map(|k| tb.insert(*k, k.src_port(), TimeoutClass::Udp, t(0)).unwrap()).collect();
         let c = tb.counters();
         assert_eq!((c.inserts, c.full), (cap as u64, 0), "seed {seed}");
         assert!(c.displaced > 0, "the fill never needed a move");
@@ -239,13 +240,7 @@ fn burst_lookup_checks_lengths() {
 /// + one full sweep, measured on a fake clock against when each was last seen.
 #[test]
 fn expiry_timing_per_class() {
-    let to = FlowTimeouts {
-        half_open: 5 * MS,
-        established: 300 * MS,
-        closing: 17 * MS,
-        udp: 120 * MS,
-        other: 64 * MS,
-    };
+    let to = FlowTimeouts { half_open: 5 * MS, established: 300 * MS, closing: 17 * MS, udp: 120 * MS, other: 64 * MS };
     let cap = 2000;
     let budget = 100; // a full sweep: 20 calls
     let step = Duration::from_micros(250); // one call per step: a sweep takes 5 ms
@@ -322,7 +317,8 @@ fn insert_reclaims_expired_entries_in_full_buckets() {
     let to = FlowTimeouts::uniform(10 * MS);
     let mut tb = FlowTable::with_hash_mask(64, to, 1, 0);
     let ks = keys(20);
-    let ixs: Vec<FlowIx> = ks[..16].iter().map(|k| tb.insert(*k, k.src_port(), TimeoutClass::Udp, t(0)).unwrap()).collect();
+    let ixs: Vec<FlowIx> =
+        ks[..16].iter().map(|k| tb.insert(*k, k.src_port(), TimeoutClass::Udp, t(0)).unwrap()).collect();
     // Full, nothing expired yet: refused.
     assert_eq!(tb.insert(ks[16], 0, TimeoutClass::Udp, t(5)), Err(InsertError::Full));
     // Keep four alive; the other twelve expire.
