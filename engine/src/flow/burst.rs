@@ -15,8 +15,8 @@ impl<V> FlowTable<V> {
     /// results and counters as that many [`lookup`](Self::lookup)s.
     ///
     /// Works in passes of up to [`STAGE`] keys, each in three stages: hash every key and
-    /// prefetch both its buckets; compare signatures and prefetch the entry of the first match;
-    /// compare keys.
+    /// prefetch both its buckets; compare signatures (the alternative bucket's only when the
+    /// primary has no match) and prefetch the entry of the first match; compare keys.
     ///
     /// Panics if `keys` and `out` differ in length.
     pub fn lookup_burst(&mut self, keys: &[FlowKey], out: &mut [Option<FlowIx>]) {
@@ -35,15 +35,20 @@ impl<V> FlowTable<V> {
             prefetch_read(&self.buckets[p.prim]);
             prefetch_read(&self.buckets[p.alt]);
         }
+        // Signature matches per key: primary bucket, and the alternative only when the primary
+        // has none (most entries sit in their primary bucket: no wait on the other line).
         let mut masks = [(0u32, 0u32); STAGE];
         let masks = &mut masks[..keys.len()];
         for (m, p) in masks.iter_mut().zip(places.iter()) {
-            let (bp, ba) = (&self.buckets[p.prim], &self.buckets[p.alt]);
-            *m = (bp.matches(p.sig), ba.matches(p.sig));
-            let candidate = match (first(m.0), first(m.1)) {
-                (Some(s), _) => Some(bp.ix[s]),
-                (None, Some(s)) => Some(ba.ix[s]),
-                (None, None) => None,
+            let bp = &self.buckets[p.prim];
+            m.0 = bp.matches(p.sig);
+            let candidate = match first(m.0) {
+                Some(s) => Some(bp.ix[s]),
+                None => {
+                    let ba = &self.buckets[p.alt];
+                    m.1 = ba.matches(p.sig);
+                    first(m.1).map(|s| ba.ix[s])
+                }
             };
             if let Some(ix) = candidate {
                 prefetch_read(&self.entries[ix as usize]);
@@ -51,7 +56,11 @@ impl<V> FlowTable<V> {
         }
         let mut hits = 0;
         for (((o, k), p), m) in out.iter_mut().zip(keys).zip(places.iter()).zip(masks.iter()) {
-            *o = self.find_in(p.prim, m.0, k).or_else(|| self.find_in(p.alt, m.1, k));
+            *o = self.find_in(p.prim, m.0, k).or_else(|| {
+                // A false signature match in the primary: the alternative was not looked at yet.
+                let am = if m.0 != 0 { self.buckets[p.alt].matches(p.sig) } else { m.1 };
+                self.find_in(p.alt, am, k)
+            });
             hits += u64::from(o.is_some());
         }
         self.count_lookups(keys.len() as u64, hits);
