@@ -17,7 +17,8 @@
 //! (hits = lookups for hit runs, 0 for miss runs) and, for hashbrown, the number found.
 //!
 //! Run: `cargo bench -p benches --bench flow` (about 3 minutes; 1.2 GB of memory at 4 M flows).
-//! One size: `cargo bench -p benches --bench flow -- flow_lookup_1M`.
+//! One size: `FLOW_BENCH_SIZES=1M cargo bench -p benches --bench flow` (sizes by name, comma
+//! separated; a criterion filter alone would still build every size's tables).
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -115,8 +116,16 @@ fn next_burst<'k>(keys: &'k [FlowKey], pos: &mut usize) -> &'k [FlowKey] {
     b
 }
 
+/// The sizes to run: all, or those named in `FLOW_BENCH_SIZES`.
+fn sizes() -> Vec<(usize, &'static str)> {
+    match std::env::var("FLOW_BENCH_SIZES") {
+        Ok(names) => SIZES.into_iter().filter(|(_, s)| names.split(',').any(|n| n.trim() == *s)).collect(),
+        Err(_) => SIZES.to_vec(),
+    }
+}
+
 fn flow_lookup(c: &mut Criterion) {
-    for (n, name) in SIZES {
+    for (n, name) in sizes() {
         let mut f = fixture(n);
         let mut g = c.benchmark_group(format!("flow_lookup_{name}"));
         g.throughput(Throughput::Elements(BURST as u64));

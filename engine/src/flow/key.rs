@@ -30,10 +30,26 @@ pub enum IpFamily {
 /// Address bytes are in network order in memory (a word is `u64::from_le_bytes` of 8 address
 /// bytes); ports and protocol are plain values. Ports are whatever the caller passes: for
 /// protocols without ports (ICMP, …) use 0 or an identifier of the caller's choice.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Eq, PartialOrd, Ord)]
 #[repr(C, align(8))]
 pub struct FlowKey {
     words: [u64; 5],
+}
+
+impl PartialEq for FlowKey {
+    /// Five word compares folded into one branch (the derived version calls `memcmp`).
+    #[inline]
+    fn eq(&self, other: &FlowKey) -> bool {
+        let (a, b) = (&self.words, &other.words);
+        ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4])) == 0
+    }
+}
+
+impl std::hash::Hash for FlowKey {
+    /// The words, as the derived version would (for `HashMap`s outside the flow table).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.words.hash(state);
+    }
 }
 
 const _: () = assert!(size_of::<FlowKey>() == FlowKey::SIZE);
