@@ -521,7 +521,8 @@ fn long_model_runs() {
 /// and a crafted flood look like) spread over buckets and signatures like random ones.
 #[test]
 fn hash_spreads_structured_keys() {
-    let families: [(&str, fn(u32) -> FlowKey); 4] = [
+    type Family = (&'static str, fn(u32) -> FlowKey);
+    let families: [Family; 4] = [
         ("src port", |i| {
             FlowKey::v4(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(198, 18, 0, 1), i as u16, 80, IpProtocol::TCP)
         }),
