@@ -36,9 +36,11 @@
 //!
 //! * Lookup: one hash (a few ns), the signature compare in at most 2 buckets, and the key
 //!   compare in the matching entry (plus one entry per false signature match, ~2.4·10⁻⁴ per
-//!   lookup): at most 2 bucket lines + 1 entry line. [`FlowTable::lookup_burst`] does this in
-//!   stages over up to 64 keys at once (hash all and prefetch their buckets; compare signatures
-//!   and prefetch the matching entries; compare keys), so the cache misses of a burst overlap.
+//!   lookup): at most 2 bucket lines + 1 entry line; a hit in its primary bucket (nearly all
+//!   of them below ~50 % load) reads 1 bucket line + 1 entry line. [`FlowTable::lookup_burst`]
+//!   does this in stages over up to 64 keys at once (hash all and prefetch their primary
+//!   buckets; compare signatures and prefetch the matching entries or the alternative buckets;
+//!   the same in the alternatives; compare keys), so the cache misses of a burst overlap.
 //! * Insert: the lookup's probe (the key must be new), a free entry, and an empty slot in one of
 //!   the two buckets. When both are full: entries in them that are already past their timeout
 //!   are *reclaimed* (unlinked at once, handed back by the next `expire`); failing that, a
