@@ -26,7 +26,7 @@ pub mod wire;
 
 pub use app::{App, Ctx, DropCounters, DropReason, Ingress, PortId, Shard, TxPort, Verdict};
 pub use batch::Batch;
-pub use flow::{FlowCounters, FlowIx, FlowKey, FlowTable, FlowTimeouts, InsertError, TimeoutClass};
+pub use flow::{FlowCounters, FlowIx, FlowKey, FlowTable, FlowTableConfig, FlowTimeouts, InsertError, TimeoutClass};
 pub use lcore::{
     AppSlot, ControlFn, Handed, IdleMode, Lcore, LcoreBuilder, LcoreOptions, Stopped, DEFAULT_BURST, MAX_RX_BURSTS,
 };

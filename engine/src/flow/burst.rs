@@ -14,9 +14,13 @@ impl<V> FlowTable<V> {
     /// Looks up every key of `keys`, writing the result for `keys[i]` to `out[i]`; the same
     /// results and counters as that many [`lookup`](Self::lookup)s.
     ///
-    /// Works in passes of up to [`STAGE`] keys, each in three stages: hash every key and
-    /// prefetch both its buckets; compare signatures and prefetch the entry of the first match;
-    /// compare keys.
+    /// Works in passes of up to [`STAGE`] keys, each in four stages, so that the cache misses
+    /// of a pass overlap: hash every key and prefetch its primary bucket; compare signatures
+    /// there and prefetch the first matching entry, or else the alternative bucket; compare
+    /// signatures in the alternative buckets fetched and prefetch their matching entries;
+    /// compare keys. A hit costs two lines (bucket, entry) unless its entry sits in its
+    /// alternative bucket; a miss two buckets. (Prefetching both buckets up front, as DPDK
+    /// does, measured 10–15 % slower for hits at 1 M flows and no faster for misses.)
     ///
     /// Panics if `keys` and `out` differ in length.
     pub fn lookup_burst(&mut self, keys: &[FlowKey], out: &mut [Option<FlowIx>]) {
@@ -28,30 +32,44 @@ impl<V> FlowTable<V> {
 
     #[inline]
     fn lookup_pass(&mut self, keys: &[FlowKey], out: &mut [Option<FlowIx>]) {
+        // 1. Hash; prefetch the primary bucket.
         let mut places = [Place { prim: 0, alt: 0, sig: 0 }; STAGE];
         let places = &mut places[..keys.len()];
         for (p, k) in places.iter_mut().zip(keys) {
             *p = self.place_of(k);
             prefetch_read(&self.buckets[p.prim]);
-            prefetch_read(&self.buckets[p.alt]);
         }
-        let mut masks = [(0u32, 0u32); STAGE];
+        // 2. Signatures in the primary: prefetch the first matching entry, or else the
+        //    alternative bucket.
+        const UNREAD: u32 = u32::MAX;
+        let mut masks = [(0u32, UNREAD); STAGE];
         let masks = &mut masks[..keys.len()];
         for (m, p) in masks.iter_mut().zip(places.iter()) {
-            let (bp, ba) = (&self.buckets[p.prim], &self.buckets[p.alt]);
-            *m = (bp.matches(p.sig), ba.matches(p.sig));
-            let candidate = match (first(m.0), first(m.1)) {
-                (Some(s), _) => Some(bp.ix[s]),
-                (None, Some(s)) => Some(ba.ix[s]),
-                (None, None) => None,
-            };
-            if let Some(ix) = candidate {
-                prefetch_read(&self.entries[ix as usize]);
+            let bp = &self.buckets[p.prim];
+            m.0 = bp.matches(p.sig);
+            match first(m.0) {
+                Some(s) => prefetch_read(&self.entries[bp.ix[s] as usize]),
+                None => prefetch_read(&self.buckets[p.alt]),
             }
         }
+        // 3. Signatures in the alternative, where the primary had none: prefetch the entry.
+        for (m, p) in masks.iter_mut().zip(places.iter()) {
+            if m.0 == 0 {
+                let ba = &self.buckets[p.alt];
+                m.1 = ba.matches(p.sig);
+                if let Some(s) = first(m.1) {
+                    prefetch_read(&self.entries[ba.ix[s] as usize]);
+                }
+            }
+        }
+        // 4. Keys (a false signature match in the primary sends the key to its alternative,
+        //    read now).
         let mut hits = 0;
         for (((o, k), p), m) in out.iter_mut().zip(keys).zip(places.iter()).zip(masks.iter()) {
-            *o = self.find_in(p.prim, m.0, k).or_else(|| self.find_in(p.alt, m.1, k));
+            *o = self.find_in(p.prim, m.0, k).or_else(|| {
+                let am = if m.1 == UNREAD { self.buckets[p.alt].matches(p.sig) } else { m.1 };
+                self.find_in(p.alt, am, k)
+            });
             hits += u64::from(o.is_some());
         }
         self.count_lookups(keys.len() as u64, hits);

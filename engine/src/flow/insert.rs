@@ -105,7 +105,7 @@ impl<V> FlowTable<V> {
                 return Some(self.shift_path(&q, head, s));
             }
             for s in 0..SLOTS {
-                let child = other_bucket(b, self.buckets[b].sig[s], self.bucket_mask);
+                let child = other_bucket(b, self.buckets[b].sig(s), self.bucket_mask);
                 if len < CUCKOO_NODES && !q[..len].iter().any(|n| n.bucket == child) {
                     q[len] = Node { bucket: child, parent: head as u8, slot: s as u8 };
                     len += 1;
@@ -123,7 +123,7 @@ impl<V> FlowTable<V> {
         while q[n].parent != ROOT {
             let parent = q[n].parent as usize;
             let src = (q[parent].bucket, q[n].slot as usize);
-            let (sig, ix) = (self.buckets[src.0].sig[src.1], self.buckets[src.0].ix[src.1]);
+            let (sig, ix) = (self.buckets[src.0].sig(src.1), self.buckets[src.0].ix[src.1]);
             self.buckets[dst.0].set(dst.1, sig, ix);
             self.buckets[src.0].clear(src.1);
             self.counters.displaced += 1;

@@ -516,3 +516,51 @@ fn long_model_runs() {
         }
     }
 }
+
+/// Keys that differ only in one field (a port, the low bits of an address: what real traffic
+/// and a crafted flood look like) spread over buckets and signatures like random ones.
+#[test]
+fn hash_spreads_structured_keys() {
+    type Family = (&'static str, fn(u32) -> FlowKey);
+    let families: [Family; 4] = [
+        ("src port", |i| {
+            FlowKey::v4(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(198, 18, 0, 1), i as u16, 80, IpProtocol::TCP)
+        }),
+        ("dst port", |i| {
+            FlowKey::v4(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(198, 18, 0, 1), 80, i as u16, IpProtocol::UDP)
+        }),
+        ("src addr", |i| {
+            FlowKey::v4(Ipv4Addr::from(0x0a00_0000 + i), Ipv4Addr::new(198, 18, 0, 1), 5, 80, IpProtocol::TCP)
+        }),
+        ("v6 addr", |i| {
+            FlowKey::v6(
+                Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(i) << 64),
+                Ipv6Addr::LOCALHOST,
+                1,
+                2,
+                IpProtocol::UDP,
+            )
+        }),
+    ];
+    let n = 1u32 << 16;
+    for seed in 0..3 {
+        let tb: FlowTable<()> =
+            FlowTable::with_seed(4096 * SLOTS * MAX_LOAD_PERCENT / 100, FlowTimeouts::default(), seed);
+        assert_eq!(tb.bucket_count(), 4096);
+        for (what, key) in families {
+            let mut per_bucket = vec![0u32; 4096];
+            let mut sigs = vec![false; 1 << 16];
+            for i in 0..n {
+                let p = tb.place_of(&key(i));
+                per_bucket[p.prim] += 1;
+                sigs[usize::from(p.sig)] = true;
+            }
+            // 16 keys per bucket on average: Poisson(16) stays under 40 with overwhelming odds.
+            let max = per_bucket.iter().max().copied().unwrap_or(0);
+            assert!(max < 40, "{what}, seed {seed}: a bucket got {max} keys (mean 16)");
+            // 65536 draws of 65535 signatures: about 63 % distinct.
+            let distinct = sigs.iter().filter(|&&s| s).count();
+            assert!((39_000..43_500).contains(&distinct), "{what}, seed {seed}: {distinct} distinct signatures");
+        }
+    }
+}
