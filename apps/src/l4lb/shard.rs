@@ -21,13 +21,13 @@
 //! states) arrive from the controller between loop iterations ([`L4lb::set_backend`],
 //! [`L4lb::set_service_table`]).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use engine::flow::{FlowIx, FlowKey, FlowTable, InsertError, TimeoutClass};
 use engine::maglev::MaglevTable;
-use engine::nat::{FiveTuple, NatError, NatFrame, NatLayout};
+use engine::nat::{FiveTuple, NatError, NatFrame, NatLayout, V4Flow};
 use engine::wire::{EthernetAddress, Icmpv4Message, IpPair, IpProtocol, TcpFlags};
 use engine::{App, Batch, Ctx, DropReason, Ingress, Instant, PortId, Shard, TxPort, Verdict};
 
@@ -182,7 +182,9 @@ pub struct L4lb {
     services: Vec<Service>,
     backends: Vec<Backend>,
     /// Per-burst scratch: frame index and parsed layout, key; lookup results.
-    burst: Vec<(usize, NatLayout)>,
+    burst: Vec<(usize, Parsed)>,
+    /// Layouts of the burst's frames that took the general path.
+    layouts: Vec<NatLayout>,
     keys: Vec<FlowKey>,
     hits: Vec<Option<FlowIx>>,
     expired: Vec<(FlowKey, Conn)>,
@@ -198,6 +200,34 @@ impl std::fmt::Debug for L4lb {
 }
 
 impl Handled for L4lb {}
+
+/// How a frame of a client burst was parsed.
+#[derive(Debug, Clone, Copy)]
+enum Parsed {
+    /// The fast path (untagged IPv4 without options, TCP/UDP).
+    Fast(V4Flow),
+    /// The general path: index into `L4lb::layouts`.
+    Full(usize),
+}
+
+/// Rewrites a fast-path frame to `to` (an IPv4 tuple); false if `to` is not IPv4.
+#[inline]
+fn rewrite_v4(v: &V4Flow, frame: &mut [u8], to: &FiveTuple) -> bool {
+    match to.ips {
+        IpPair::V4 { src, dst } => v.rewrite(frame, u32::from(src), to.src_port, u32::from(dst), to.dst_port),
+        IpPair::V6 { .. } => false,
+    }
+}
+
+/// Sets the destination and source MACs of a frame (at least an Ethernet header long: both
+/// paths have checked that).
+#[inline]
+fn set_macs(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
+    if frame.len() >= 12 {
+        frame[..6].copy_from_slice(&dst);
+        frame[6..12].copy_from_slice(&src);
+    }
+}
 
 /// Maglev's flow hash: the same on every shard (no per-table seed), so a flow picks the same
 /// backend whichever shard sees it.
@@ -263,6 +293,7 @@ impl L4lb {
             services,
             backends,
             burst: Vec::with_capacity(burst),
+            layouts: Vec::with_capacity(burst),
             keys: Vec::with_capacity(burst),
             hits: vec![None; burst],
             expired: Vec::with_capacity(sweep_budget + cap.min(4096)),
@@ -446,15 +477,29 @@ impl L4lb {
         let now = cx.now;
         self.burst.clear();
         self.keys.clear();
-        // Pass 1: parse every frame once, keep its layout; ICMP and bad frames are settled here.
+        self.layouts.clear();
+        // Pass 1: parse every frame once (the fast path for the common frame, else the general
+        // one, whose layout is kept); ICMP and bad frames are settled here.
         let mut settled = 0;
         for i in 0..batch.len() {
+            if let Some(v) = V4Flow::parse(batch.frames()[i].data()) {
+                self.keys.push(FlowKey::v4(
+                    Ipv4Addr::from(v.src),
+                    Ipv4Addr::from(v.dst),
+                    v.sport,
+                    v.dport,
+                    v.protocol(),
+                ));
+                self.burst.push((i, Parsed::Fast(v)));
+                continue;
+            }
             let parsed = NatFrame::new_checked(batch.frames()[i].data()).map(|f| f.layout());
             let v = match parsed {
                 Ok(l) if matches!(l.tuple().protocol, IpProtocol::TCP | IpProtocol::UDP) => {
                     let t = l.tuple();
                     self.keys.push(FlowKey::from_ips(&t.ips, t.src_port, t.dst_port, t.protocol));
-                    self.burst.push((i, l));
+                    self.burst.push((i, Parsed::Full(self.layouts.len())));
+                    self.layouts.push(l);
                     continue;
                 }
                 Ok(l) if l.tuple().protocol == IpProtocol::ICMP => self.icmp_from_client(&mut batch.frames_mut()[i]),
@@ -476,10 +521,12 @@ impl L4lb {
         let mut changed = false;
         let mut all_out = settled == 0;
         for j in 0..n {
-            let (i, layout) = self.burst[j];
+            let (i, parsed) = self.burst[j];
             let key = self.keys[j];
-            let t = layout.tuple();
-            let flags = layout.tcp_flags().unwrap_or(TcpFlags::empty());
+            let (t, flags) = match parsed {
+                Parsed::Fast(v) => (v.tuple(), v.tcp_flags()),
+                Parsed::Full(k) => (self.layouts[k].tuple(), self.layouts[k].tcp_flags().unwrap_or(TcpFlags::empty())),
+            };
             let mut hit = self.hits[j];
             if changed {
                 hit = hit.filter(|&ix| self.flows.key(ix) == Some(&key));
@@ -531,16 +578,19 @@ impl L4lb {
                 self.client_flags(ix, flags);
             }
             let frame = &mut batch.frames_mut()[i];
-            let v = match NatFrame::with_layout(frame.data_mut(), layout) {
-                Ok(mut nf) => match nf.rewrite(&to) {
-                    Ok(()) => {
-                        nf.set_dst_mac(EthernetAddress(mac));
-                        nf.set_src_mac(EthernetAddress(self.w.backend_mac));
-                        self.counters.to_backend += 1;
-                        Verdict::Tx(self.w.to_backend)
-                    }
-                    Err(e) => Verdict::Drop(self.count_nat_error(e)),
-                },
+            let rewritten = match parsed {
+                Parsed::Fast(v) => Ok(rewrite_v4(&v, frame.data_mut(), &to)),
+                Parsed::Full(k) => NatFrame::with_layout(frame.data_mut(), self.layouts[k])
+                    .and_then(|mut nf| nf.rewrite(&to))
+                    .map(|()| true),
+            };
+            let v = match rewritten {
+                Ok(true) => {
+                    set_macs(frame.data_mut(), mac, self.w.backend_mac);
+                    self.counters.to_backend += 1;
+                    Verdict::Tx(self.w.to_backend)
+                }
+                Ok(false) => Verdict::Drop(self.count_nat_error(NatError::Malformed)),
                 Err(e) => Verdict::Drop(self.count_nat_error(e)),
             };
             if all_out && v == Verdict::Tx(self.w.to_backend) {
@@ -573,13 +623,26 @@ impl L4lb {
     /// One frame from the backend side.
     #[inline]
     fn reply(&mut self, now: Instant, from: Ingress, frame: &mut nic::Frame<'_>) -> Verdict {
-        let mut nf = match NatFrame::new_checked(frame.data_mut()) {
-            Ok(nf) => nf,
-            Err(e) => return Verdict::Drop(self.count_nat_error(e)),
+        // The common frame takes the fast path; anything else (ICMP, IPv6, VLAN, options) the
+        // general one. Both give the same bytes (engine::nat::v4's tests).
+        let fast = V4Flow::parse(frame.data());
+        let mut nf = None;
+        let (t, flags) = match fast {
+            Some(v) => (v.tuple(), v.tcp_flags()),
+            None => match NatFrame::new_checked(frame.data_mut()) {
+                Ok(f) => {
+                    let r = (f.tuple(), f.tcp_flags().unwrap_or(TcpFlags::empty()));
+                    nf = Some(f);
+                    r
+                }
+                Err(e) => return Verdict::Drop(self.count_nat_error(e)),
+            },
         };
-        let t = nf.tuple();
         if t.protocol == IpProtocol::ICMP {
-            return self.icmp_from_backend(from, nf);
+            return match nf {
+                Some(f) => self.icmp_from_backend(from, f),
+                None => Verdict::Drop(DropReason::Unsupported),
+            };
         }
         if !matches!(t.protocol, IpProtocol::TCP | IpProtocol::UDP) {
             self.counters.drop_unsupported += 1;
@@ -611,14 +674,18 @@ impl L4lb {
             self.counters.drop_unsupported += 1;
             return Verdict::Drop(DropReason::Unsupported);
         };
-        if let Err(e) = nf.rewrite(&to) {
-            return Verdict::Drop(self.count_nat_error(e));
+        let rewritten = match (fast, nf) {
+            (Some(v), _) => rewrite_v4(&v, frame.data_mut(), &to),
+            (None, Some(mut f)) => f.rewrite(&to).is_ok(),
+            (None, None) => false,
+        };
+        if !rewritten {
+            self.counters.drop_unsupported += 1;
+            return Verdict::Drop(DropReason::Unsupported);
         }
-        nf.set_dst_mac(EthernetAddress(c.client_mac));
-        nf.set_src_mac(EthernetAddress(self.w.client_mac));
+        set_macs(frame.data_mut(), c.client_mac, self.w.client_mac);
         self.flows.touch(ix, now);
         if t.protocol == IpProtocol::TCP {
-            let flags = nf.tcp_flags().unwrap_or(TcpFlags::empty());
             if flags.intersects(TcpFlags::FIN.with(TcpFlags::RST, true)) {
                 self.flows.set_class(ix, TimeoutClass::Closing);
             } else if flags.contains(TcpFlags::SYN) && flags.contains(TcpFlags::ACK) {

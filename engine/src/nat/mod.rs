@@ -6,6 +6,9 @@
 //! is the [`NatFrame`] view itself. Built on [`crate::wire`] (views for every header touched, and
 //! [`Delta`] for the arithmetic).
 //!
+//! [`V4Flow`] is the fast path for the common frame (untagged IPv4 without options, TCP/UDP),
+//! interchangeable with [`NatFrame`] for the frames it accepts.
+//!
 //! # What it guarantees
 //!
 //! * [`NatFrame::new_checked`] validates every length it relies on (Ethernet with at most one
@@ -54,6 +57,10 @@
 //! [`NatError::Unsupported`], a fragment header is [`NatError::Fragment`]); QinQ; NAT between
 //! address families; rewriting ICMP echo identifiers (ICMP queries are parsed, not rewritten); TTL
 //! or hop-limit decrement (use [`Ipv4Packet::rewrite_ttl`] / [`Ipv6Packet::set_hop_limit`]).
+
+mod v4;
+
+pub use v4::V4Flow;
 
 use core::fmt;
 use core::net::IpAddr;
@@ -625,6 +632,7 @@ fn set_addresses(header: &mut [u8], to: &IpPair, delta: Delta) {
 }
 
 /// Parses and validates a frame (see [`NatFrame::new_checked`]).
+#[inline]
 fn parse(frame: &[u8]) -> Result<Layout, NatError> {
     let eth = EthernetFrame::new_checked(frame)?;
     let l3 = eth.l3_info()?;
@@ -1402,13 +1410,13 @@ mod tests {
     /// whole UDP datagram, whose quoted checksum can therefore be verified after translation.
     #[test]
     fn fuzz_seeds_parse_and_translate() {
-        let frag_needed = include_bytes!("../fuzz/seeds/nat/vlan_ipv4_icmp_frag_needed");
+        let frag_needed = include_bytes!("../../fuzz/seeds/nat/vlan_ipv4_icmp_frag_needed");
         let f = NatFrame::new_checked(&frag_needed[..]).unwrap();
         assert!(f.is_icmp_error() && f.verify_checksums());
         assert_eq!((f.vlan(), f.icmp_type_code()), (Some(VlanTag::from_tci(7)), Some((3, 4))));
         assert_eq!(f.inner_tuple().map(|t| (t.protocol, t.src_port, t.dst_port)), Ok((IpProtocol::TCP, 61000, 8443)));
 
-        let mut too_big = include_bytes!("../fuzz/seeds/nat/ipv6_icmpv6_packet_too_big").to_vec();
+        let mut too_big = include_bytes!("../../fuzz/seeds/nat/ipv6_icmpv6_packet_too_big").to_vec();
         let mut f = NatFrame::new_checked(&mut too_big[..]).unwrap();
         assert!(f.is_icmp_error() && f.verify_checksums());
         let inner = f.inner_tuple().unwrap();
