@@ -162,7 +162,8 @@ mod tests {
     use crate::nat::{FiveTuple, NatFrame};
     use proptest::prelude::*;
 
-    /// A frame of the fast path's shape (or near it, when `mangle` disturbs a field).
+    /// A frame of the fast path's shape.
+    #[allow(clippy::too_many_arguments)]
     fn frame(
         proto: u8,
         src: u32,
