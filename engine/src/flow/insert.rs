@@ -52,7 +52,8 @@ impl<V> FlowTable<V> {
             return Err(InsertError::Full);
         };
         self.free.pop();
-        self.buckets[b].set(s, p.sig, ix);
+        let other = if b == p.prim { p.alt } else { p.prim };
+        self.place_entry((b, s), p.sig, ix, b == p.prim, other);
         self.entries[ix as usize] = Some(Entry { key, last_seen: now, class, linked: true, value });
         self.counters.inserts += 1;
         Ok(FlowIx(ix))
@@ -81,7 +82,7 @@ impl<V> FlowTable<V> {
                     continue;
                 }
                 e.linked = false;
-                self.buckets[b].clear(s);
+                self.clear_slot(b, s);
                 self.reclaimed.push(ix);
                 self.counters.reclaimed += 1;
                 freed = freed.or(Some((b, s)));
@@ -123,9 +124,11 @@ impl<V> FlowTable<V> {
         while q[n].parent != ROOT {
             let parent = q[n].parent as usize;
             let src = (q[parent].bucket, q[n].slot as usize);
-            let (sig, ix) = (self.buckets[src.0].sig(src.1), self.buckets[src.0].ix[src.1]);
-            self.buckets[dst.0].set(dst.1, sig, ix);
-            self.buckets[src.0].clear(src.1);
+            // The entry goes to its other bucket: from primary to alternative or back.
+            let bucket = &self.buckets[src.0];
+            let (sig, ix, was_alt) = (bucket.sig(src.1), bucket.ix[src.1], bucket.in_alt(src.1));
+            self.clear_slot(src.0, src.1);
+            self.place_entry(dst, sig, ix, was_alt, src.0);
             self.counters.displaced += 1;
             (dst, n) = (src, parent);
         }

@@ -22,7 +22,9 @@
 //! # Layout (DPDK `rte_hash`-like: bucketized cuckoo hashing with signatures)
 //!
 //! * Buckets: a power-of-two array of 64-byte, 64-aligned cache lines, each with 8 slots of a
-//!   16-bit signature (high hash bits; 0 = empty) and a 32-bit entry index. The bucket count is
+//!   16-bit signature (high hash bits; 0 = empty) and a 32-bit entry index, a bit per slot
+//!   telling whether that entry is in its alternative bucket, and an *overflow count*: how many
+//!   entries whose primary is this bucket sit in their alternative. The bucket count is
 //!   the smallest power of two that keeps the table ≤ 85 % full at `capacity` entries (so
 //!   between 42.5 % and 85 % full when the table is full).
 //! * Each key has two candidate buckets: the primary (low hash bits) and the alternative
@@ -36,8 +38,10 @@
 //!
 //! * Lookup: one hash (a few ns), the signature compare in at most 2 buckets, and the key
 //!   compare in the matching entry (plus one entry per false signature match, ~2.4·10⁻⁴ per
-//!   lookup): at most 2 bucket lines + 1 entry line; a hit in its primary bucket (nearly all
-//!   of them below ~50 % load) reads 1 bucket line + 1 entry line. [`FlowTable::lookup_burst`]
+//!   lookup): at most 2 bucket lines + 1 entry line. A hit in its primary bucket (nearly all
+//!   of them below ~50 % load) reads 1 bucket line + 1 entry line; a miss reads the
+//!   alternative bucket only when the primary's overflow count is not 0, so at low load most
+//!   misses (a SYN flood's packets) cost one line. [`FlowTable::lookup_burst`]
 //!   does this in stages over up to 64 keys at once (hash all and prefetch their primary
 //!   buckets; compare signatures and prefetch the matching entries or the alternative buckets;
 //!   the same in the alternatives; compare keys), so the cache misses of a burst overlap.
@@ -445,25 +449,85 @@ impl<V> FlowTable<V> {
     #[inline]
     fn find_at(&self, key: &FlowKey, p: Place) -> Option<FlowIx> {
         self.find_in(p.prim, self.buckets[p.prim].matches(p.sig), key)
-            .or_else(|| self.find_in(p.alt, self.buckets[p.alt].matches(p.sig), key))
+            .or_else(|| self.find_in(p.alt, self.alt_matches(p), key))
+    }
+
+    /// Signature matches in the alternative bucket of `p`; none without reading it when no
+    /// entry of the primary overflowed.
+    #[inline]
+    fn alt_matches(&self, p: Place) -> u32 {
+        if self.buckets[p.prim].overflow == 0 {
+            0
+        } else {
+            self.buckets[p.alt].matches(p.sig)
+        }
+    }
+
+    /// Puts entry `ix` with signature `sig` in slot `s` of bucket `b`, one of its two buckets,
+    /// where `other` is the other one.
+    #[inline]
+    fn place_entry(&mut self, (b, s): (usize, usize), sig: u16, ix: u32, is_prim: bool, other: usize) {
+        self.buckets[b].set(s, sig, ix, !is_prim);
+        if !is_prim {
+            self.buckets[other].overflow += 1;
+        }
+    }
+
+    /// Empties slot `s` of bucket `b`, keeping the overflow count of the entry's primary.
+    #[inline]
+    fn clear_slot(&mut self, b: usize, s: usize) {
+        if self.buckets[b].in_alt(s) {
+            let prim = bucket::other_bucket(b, self.buckets[b].sig(s), self.bucket_mask);
+            self.buckets[prim].overflow -= 1;
+        }
+        self.buckets[b].clear(s);
     }
 
     /// Clears the bucket slot that points to entry `ix` (whose key is `key`).
     fn unlink(&mut self, key: &FlowKey, ix: u32) {
         let p = self.place_of(key);
         for b in [p.prim, p.alt] {
-            let bucket = &mut self.buckets[b];
+            let bucket = &self.buckets[b];
             let mut m = bucket.matches(p.sig);
             while m != 0 {
                 let s = m.trailing_zeros() as usize;
                 if bucket.ix[s] == ix {
-                    bucket.clear(s);
+                    self.clear_slot(b, s);
                     return;
                 }
                 m &= m - 1;
             }
         }
         unreachable!("flow table: entry {ix} ({key}) is in neither of its buckets");
+    }
+
+    /// Recomputes every bucket's slots, alternative bits and overflow counts from the entries
+    /// and compares (tests: the bucket invariants the lookups rely on).
+    #[cfg(any(test, feature = "flow-model"))]
+    fn check_buckets(&self) {
+        let mut overflow = vec![0u32; self.buckets.len()];
+        let mut seen = 0;
+        for (b, bucket) in self.buckets.iter().enumerate() {
+            for s in 0..SLOTS {
+                if bucket.sig(s) == bucket::EMPTY {
+                    continue;
+                }
+                let ix = bucket.ix[s];
+                let e = self.entries[ix as usize].as_ref().expect("a slot points to a free entry");
+                assert!(e.linked, "a slot points to a reclaimed entry");
+                let p = self.place_of(&e.key);
+                assert_eq!(bucket.sig(s), p.sig, "slot signature of {}", e.key);
+                assert!(b == p.prim || b == p.alt, "{} in bucket {b}, not one of its own", e.key);
+                assert_eq!(bucket.in_alt(s), b == p.alt, "alternative bit of {}", e.key);
+                overflow[p.prim] += u32::from(b == p.alt);
+                seen += 1;
+            }
+        }
+        for (b, bucket) in self.buckets.iter().enumerate() {
+            assert_eq!(bucket.overflow, overflow[b], "overflow count of bucket {b}");
+        }
+        let linked = self.entries.iter().flatten().filter(|e| e.linked).count();
+        assert_eq!(seen, linked, "slots vs linked entries");
     }
 
     /// Frees entry `ix` (already unlinked) and returns its contents.

@@ -14,7 +14,10 @@
 //! * an entry the insert reclaimed must have been past its timeout and in the new key's
 //!   buckets; `expire` must hand back only entries past their timeout (strictly), all reclaimed
 //!   ones at once, and any entry that has been eligible for a full sweep (`capacity` examined
-//!   slots).
+//!   slots);
+//! * after every operation, the buckets are recomputed from the entries (each linked entry in
+//!   exactly one slot of one of its two buckets, with its signature; alternative bits and
+//!   overflow counts exact).
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -244,6 +247,7 @@ impl Checker {
             Op::Expire { budget } => self.expire(usize::from(*budget) % (2 * self.table.capacity()) + 1),
         }
         self.check_counters();
+        self.table.check_buckets();
     }
 
     /// Checks every entry of the table against the model, and every model flow against the
