@@ -182,8 +182,9 @@ pub fn markdown(meta: &L4Meta, o: &L4Opts, systems: &[L4System], measures: &[Mea
                 );
             }
             let (gb, db) = (busy(o.gen_cpu), busy(o.dut_cpu));
-            let bound = if db < 100.0 * SATURATED {
-                format!(" **tester-bound** (DUT CPU {db:.0}% busy);")
+            let took: Vec<f64> = ts.iter().filter_map(|x| x.offered_pps.map(|p| x.value * 1e6 / p)).collect();
+            let bound = if !took.is_empty() && med(&took) >= TOOK_ALL {
+                format!(" **tester-bound** ({:.0}% of the offered rate reached the backends);", med(&took) * 100.0)
             } else {
                 String::new()
             };
@@ -199,9 +200,11 @@ pub fn markdown(meta: &L4Meta, o: &L4Opts, systems: &[L4System], measures: &[Mea
     t
 }
 
-/// A DUT CPU busier than this (median over repetitions) is taken as saturated; below it, the
-/// generator, the clients or the LAN on the other CPU set the number, not the DUT.
-pub const SATURATED: f64 = 0.9;
+/// A DUT that passed on at least this share of what the generator offered (median over
+/// repetitions) kept up: the generator set the number, not the DUT. (CPU busy shares cannot
+/// decide it: this kernel accounts CPU time by ticks, without IRQ time accounting, so softirq
+/// work that a kernel DUT's core runs from idle is mostly invisible.)
+pub const TOOK_ALL: f64 = 0.95;
 
 fn not_applicable(m: Measure) -> &'static str {
     match m {
@@ -222,7 +225,8 @@ fn header(meta: &L4Meta, o: &L4Opts, trials: &[L4Trial]) -> String {
          its own namespace) ⇄ three backend namespaces; VIP 198.18.0.100 on d0, {snat} on d1, \
          backends 198.19.0.11–13, no static neighbours, {offload}. CPU {g}: generator (`xskd pktgen`, AF_XDP copy mode), \
          clients, servers, iperf3, the bridge and the harness; CPU {d}: the DUT (RPS of d0 and d1 for the \
-         kernel peers, haproxy `nbthread 1` + `cpu-map` + `taskset`). Each trial on a fresh topology (empty \
+         kernel peers, haproxy `nbthread 1` + `cpu-map` + `taskset`, xskd `taskset` with d0's and d1's NAPI as \
+         kthreads pinned there and `idle = \"poll\"`). Each trial on a fresh topology (empty \
          conntrack); systems alternate in a different order every repetition; median (min–max) of {reps} \
          repetitions; ratios per repetition. (a) and (b) count frames at the backends with XDP sinks \
          (kernel counters, not the generator's claim); (a) runs {syn} s of SYNs from random sources of \
@@ -230,9 +234,13 @@ fn header(meta: &L4Meta, o: &L4Opts, trials: &[L4Trial]) -> String {
          frames/s first, then {secs} s flat out; (c) {threads} client threads, connect / write / read until \
          the server closes / close, the server closes first; (d) one iperf3 stream of {secs} s to b1 \
          (Gbit/s: steady median of iperf3's receiver; frames: b1's `ip -s link`). A row marked \
-         **tester-bound** had its DUT CPU less than {sat:.0} % busy (median over repetitions): the other CPU \
-         (generator, clients, servers, bridge and backends) set that number, not the DUT. CPU busy shares \
-         include whatever else ran on the machine.\n\n",
+         **tester-bound** passed on at least {took:.0} % of what the generator offered (median over repetitions): \
+         the generator, not the DUT, set that number. CPU busy shares come from tick-based accounting \
+         (`CONFIG_TICK_CPU_ACCOUNTING`, no IRQ time accounting): softirq work that a kernel DUT's core runs \
+         out of idle is mostly not counted (kernel forwarding at 0.7 Mpps read 5–40 % busy while \
+         `/proc/net/softnet_stat` showed that core taking all 0.7 M packets/s), so a low DUT share for \
+         the kernel peers does not mean an idle core; for haproxy and xskd (processes and NAPI kthreads) \
+         the shares are sound. They include whatever else ran on the machine.\n\n",
         meta.command,
         offload = if o.tx_offload {
             "TX checksum offload ON on the client's and the backends' interfaces (`--tx-offload`: kernel peers only; \
@@ -247,7 +255,7 @@ fn header(meta: &L4Meta, o: &L4Opts, trials: &[L4Trial]) -> String {
             format!("{} SNAT addresses from 198.19.0.2", o.snat_addrs)
         },
         syn = o.syn_secs,
-        sat = SATURATED * 100.0,
+        took = TOOK_ALL * 100.0,
         warm = o.warm_pps,
         secs = o.secs,
         threads = o.client_threads,

@@ -158,11 +158,11 @@ enum Bench {
     /// The L4 load-balancer tier on veth, one DUT core: (a) new-flow rate (SYNs), (b) established
     /// UDP flows at 64 B, (c) new TCP connections per second end to end, (d) bulk TCP; for kernel
     /// forwarding (the no-NAT ceiling), nftables DNAT+SNAT with conntrack, haproxy `mode tcp`,
-    /// and xskd `l4lb` once benches/src/l4sys.rs `xskd_l4lb_config` is filled in. Trials of
+    /// and xskd `l4lb` (config: benches/src/l4sys.rs `xskd_l4lb_config`). Trials of
     /// --secs seconds (syn: --syn-secs), --reps repetitions.
     L4 {
         /// Systems: kernel, nftables, haproxy, xskd.
-        #[arg(long, value_delimiter = ',', default_value = "kernel,nftables,haproxy")]
+        #[arg(long, value_delimiter = ',', default_value = "kernel,nftables,haproxy,xskd")]
         systems: Vec<String>,
         /// Measurements: syn, udp, conn, bulk.
         #[arg(long, value_delimiter = ',', default_value = "syn,udp,conn,bulk")]
