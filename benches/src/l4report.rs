@@ -139,7 +139,7 @@ fn ratios(a: &[&L4Trial], b: &[&L4Trial]) -> Option<Summary> {
 }
 
 fn fmt_ratio(s: Option<Summary>) -> String {
-    s.map_or("–".into(), |s| format!("{:.2}× ({:.2}–{:.2})", s.median, s.min, s.max))
+    s.map_or("–".into(), |s| s.fmt_ratio())
 }
 
 /// The generated section.

@@ -175,7 +175,9 @@ impl L4System {
                 Ok(Running { proc: Some(b) })
             }
             L4System::Xskd => {
-                let text = xskd_l4lb_config(&L4Plan::new(dut_cpu, o.burst, o.run_secs, t.snat_addrs()))?;
+                let mut plan = L4Plan::new(dut_cpu, o.burst, o.run_secs, t.snat_addrs());
+                plan.max_flows = o.max_flows;
+                let text = xskd_l4lb_config(&plan)?;
                 let b = start_xskd_run(&o.xskd, t.dut().name(), dut_cpu, &text, &o.dir, "xskd-l4lb")?;
                 // xskd's XDP programs enabled NAPI on d0 and d1: move their receive work (the
                 // XDP program and the copy into the UMEM) from the sending CPU — the generator's
@@ -202,6 +204,8 @@ pub struct StartOpts {
     pub burst: u32,
     /// How long a DUT process must live at least (xskd `duration_secs`).
     pub run_secs: f64,
+    /// xskd's flow table capacity: the `nf_conntrack_max` in effect, so both NATs get the same.
+    pub max_flows: u32,
 }
 
 /// A started system; dropping it stops its process (SIGINT, then SIGKILL).
@@ -342,6 +346,8 @@ pub struct L4Plan {
     /// Where the generator's raw frames come from (198.18.128.0/17): replies to these go back
     /// via the client `198.18.0.1`.
     pub client_sources: (Ipv4Addr, u32),
+    /// Flow table capacity (`nf_conntrack_max`'s default here: 262 144).
+    pub max_flows: u32,
 }
 
 impl L4Plan {
@@ -364,14 +370,14 @@ impl L4Plan {
                 ("tcp", L4Topo::BULK_PORT, vec![L4Topo::BACKEND_ADDRS[0]], L4Topo::BULK_PORT),
             ],
             client_sources: L4Topo::GEN_SRC,
+            max_flows: 262_144,
         }
     }
 }
 
-/// **FOR THE LEAD TO CHECK** (written by the benchmark helper against the `l4lb` params of main
-/// at 48edc60 — `apps/src/l4lb/params.rs` and the demo's config in `apps/src/demo/l4lb.rs` —
-/// while the App model was still changing; it still runs at 4be1132): the `xskd run` configuration of the L4 tier's DUT,
-/// from `p`. `e2e l4` leaves xskd out unless `--systems` names it.
+/// The `xskd run` configuration of the L4 tier's DUT, from `p` (the `l4lb` parameters of
+/// apps/src/l4lb/params.rs; `configs_name_every_service_and_backend` below checks that the
+/// app's own parser accepts it).
 ///
 /// What the harness does with it: writes it to a file and runs
 /// `ip netns exec DUT taskset -c {p.lcore} xskd run --quiet --config FILE --ready-file F`,
@@ -390,7 +396,8 @@ impl L4Plan {
 ///   3 backends = 193 536 tuples: `e2e l4 --snat-addrs 8`).
 /// * Neighbours: no static entries anywhere. The clients' next hop is `198.18.0.1` (c0) for
 ///   every source, also the generator's raw frames from `p.client_sources` (198.18.128.0/17).
-/// * Table and timeouts as nftables has them by default here: 262 144 flows (`nf_conntrack_max`),
+/// * Table and timeouts as nftables has them: `p.max_flows` flows (the `nf_conntrack_max` in
+///   effect; 262 144 by default here),
 ///   half-open 120 s (`nf_conntrack_tcp_timeout_syn_sent`), closing 120 s (`time_wait`), UDP 30 s
 ///   (unreplied); established 7 440 s (the trials are short: only the half-open and UDP ones
 ///   matter).
@@ -439,7 +446,7 @@ client_port = "{cif}"
 backend_port = "{bif}"
 snat = [{snat}]
 nat_ports = "1024-65535"
-max_flows = 262144
+max_flows = {max_flows}
 timeouts = {{ udp = 30 }}
 {services}
 [[queue]]
@@ -458,6 +465,7 @@ app = "lb"
         bif = p.backend_if,
         snat = quoted(&p.snat),
         lcore = p.lcore,
+        max_flows = p.max_flows,
     ))
 }
 

@@ -51,6 +51,11 @@ impl Summary {
     pub fn fmt(&self, prec: usize) -> String {
         format!("{:.p$} ({:.p$}–{:.p$})", self.median, self.min, self.max, p = prec)
     }
+
+    /// A ratio: "1.23× (1.10–1.40)".
+    pub fn fmt_ratio(&self) -> String {
+        format!("{:.2}× ({:.2}–{:.2})", self.median, self.min, self.max)
+    }
 }
 
 #[cfg(test)]
@@ -68,5 +73,6 @@ mod tests {
         let s = Summary::of(&[1.0, 3.0, 2.0]);
         assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
         assert_eq!(s.fmt(1), "2.0 (1.0–3.0)");
+        assert_eq!(s.fmt_ratio(), "2.00× (1.00–3.00)");
     }
 }
