@@ -790,10 +790,10 @@ fn gens(cli: &Cli, sizes: &[usize], md: Option<&Path>) -> Result<()> {
     );
     let mut raw = Vec::new();
     for &len in sizes {
-        // pps[kind][rep]; the generators take turns in a different order every repetition.
-        let mut pps = vec![vec![f64::NAN; cli.reps]; kinds.len()];
+        // pps[rep][kind]; the generators take turns in a different order every repetition.
+        let mut pps = vec![vec![f64::NAN; kinds.len()]; cli.reps];
         let mut worst = vec![0.0f64; kinds.len()];
-        for rep in 0..cli.reps {
+        for (rep, row) in pps.iter_mut().enumerate() {
             for turn in 0..kinds.len() {
                 let k = (turn + rep) % kinds.len();
                 let kind = kinds[k];
@@ -814,7 +814,7 @@ fn gens(cli: &Cli, sizes: &[usize], md: Option<&Path>) -> Result<()> {
                     r.sink_rx
                 );
                 worst[k] = worst[k].max(r.claimed_vs_kernel);
-                pps[k][rep] = r.pps / 1e6;
+                row[k] = r.pps / 1e6;
                 let mut j = serde_json::to_value(&r)?;
                 j["rep"] = rep.into();
                 j["turn"] = turn.into();
@@ -822,12 +822,13 @@ fn gens(cli: &Cli, sizes: &[usize], md: Option<&Path>) -> Result<()> {
             }
         }
         for (k, kind) in kinds.iter().enumerate() {
-            let ratio: Vec<f64> = (0..cli.reps).map(|r| pps[k][r] / pps[0][r]).collect();
+            let mine: Vec<f64> = pps.iter().map(|row| row[k]).collect();
+            let ratio: Vec<f64> = pps.iter().map(|row| row[k] / row[0]).collect();
             t += &format!(
                 "| {} | {} B ({len} + FCS) | {} | {} | {:.4}% |\n",
                 kind.label(),
                 len + 4,
-                Summary::of(&pps[k]).fmt(3),
+                Summary::of(&mine).fmt(3),
                 if k == 0 { "1.00×".to_string() } else { Summary::of(&ratio).fmt_ratio() },
                 worst[k] * 100.0
             );
