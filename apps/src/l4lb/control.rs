@@ -44,6 +44,7 @@ struct BackendCtl {
 #[derive(Debug, Clone)]
 struct ServiceCtl {
     name: String,
+    vip: IpAddr,
     table_size: u32,
     /// Backend slots of the service, in the order they were added.
     slots: Vec<u16>,
@@ -90,6 +91,7 @@ impl L4lbControl {
             .enumerate()
             .map(|(si, s)| ServiceCtl {
                 name: s.name.clone(),
+                vip: s.vip,
                 table_size: s.table_size,
                 slots: s
                     .backends
@@ -124,8 +126,7 @@ impl L4lbControl {
     /// Pushes slot `slot` to every shard.
     fn push_backend(&self, shards: &Shards, slot: u16) {
         let b = self.backends[slot as usize].clone();
-        shards
-            .send_all(move |_, a| with_shard(a, |lb| lb.set_backend(slot, b.addr.ip(), b.addr.port(), b.state, b.mac)));
+        shards.send_all(move |_, a| with_shard(a, |lb| lb.set_backend(slot, b.service, b.addr, b.state, b.mac)));
     }
 
     /// Rebuilds service `si`'s Maglev table and pushes it: every backend of the service that is
@@ -220,20 +221,22 @@ impl L4lbControl {
 
     fn backends_text(&self, shards: &Shards) -> String {
         let per_shard = shards.query(QUERY_TIMEOUT, |_, a| match a {
-            AnyApp::L4lb(lb) => lb.backend_flows(),
-            _ => Vec::new(),
+            AnyApp::L4lb(lb) => [lb.backend_flows(), lb.backend_nat_free()],
+            _ => [Vec::new(), Vec::new()],
         });
         let mut out = Vec::new();
         for (slot, b) in self.backends.iter().enumerate() {
-            let flows: u64 = per_shard.iter().map(|(_, v)| v.get(slot).copied().unwrap_or(0)).sum();
+            // Column `c` (0: flows, 1: free NAT pairs) of this slot, summed over the shards.
+            let sum = |c: usize| -> u64 { per_shard.iter().map(|(_, v)| v[c].get(slot).copied().unwrap_or(0)).sum() };
             out.push(format!(
-                "{} {} {} weight={} mac={} flows={}",
+                "{} {} {} weight={} mac={} flows={} nat_free={}",
                 self.services[b.service].name,
                 b.addr,
                 b.state.name(),
                 b.weight,
                 fmt_mac(b.mac),
-                flows
+                sum(0),
+                sum(1),
             ));
         }
         out.join("\n")
@@ -266,6 +269,9 @@ impl L4lbControl {
             return Err("usage: backend add|drain|activate|remove SERVICE IP:PORT [weight N]".into());
         };
         let (si, addr, slot) = self.find(service, addr)?;
+        if addr.is_ipv4() != self.services[si].vip.is_ipv4() {
+            return Err(format!("{addr} is not in the address family of {service}'s VIP"));
+        }
         match (*verb, slot) {
             ("add", Some(slot)) if self.backends[slot as usize].state != BackendState::Removed => {
                 Err(format!("{addr} is already a backend of {service} ({})", self.backends[slot as usize].state.name()))

@@ -17,6 +17,12 @@
 //! port = 80
 //! backends = ["198.19.0.11:8080", "198.19.0.12:8080", "198.19.0.13:8080"]
 //! ```
+//!
+//! NAT capacity: a (SNAT address, port) pair is unique per backend, as conntrack keeps reply
+//! tuples unique ([`super::natports`]), so at most `snat addresses of the backend's family ×
+//! ports of nat_ports` flows go to each backend (address, port, protocol) at once — 64 512 per
+//! backend with one address and the whole range, 193 536 over three backends; beyond that new
+//! flows to that backend are dropped as `drop_nat_ports`. Add addresses to `snat` for more.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

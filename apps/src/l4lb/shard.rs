@@ -10,10 +10,18 @@
 //! * ICMP echo to a VIP is answered here; an ICMP error about a flow (path-MTU discovery) is
 //!   translated, quote included, and sent to the backend.
 //!
-//! **From backends**: a reply's destination (SNAT address, port) indexes the reverse map
-//! directly (no hash); if another shard owns that port, the frame is handed to it
-//! ([`Verdict::Handoff`]). The reply's source must be the flow's backend (else `no_flow`); it
-//! is rewritten back to VIP → client and sent to the MAC the client's frames came from.
+//! **From backends**: if another shard owns the reply's destination port, the frame is handed
+//! to it ([`Verdict::Handoff`]); else the reply's source (backend address, port) and protocol
+//! name the backend's pool of pairs (one probe) and its destination (SNAT address, port)
+//! indexes that pool's reverse map (no hash). The flow found must hold that very pair in that
+//! pool and have that backend (else `no_flow`); the reply is rewritten back to VIP → client and
+//! sent to the MAC the client's frames came from.
+//!
+//! NAT capacity ([`super::natports`]): a (SNAT address, port) pair is unique per backend, not
+//! per shard — each backend (address, port, protocol) has its own pool of this shard's slice
+//! of ports on every SNAT address of its family, as conntrack keeps reply tuples unique. A flow
+//! that moves to another backend returns its pair to the old backend's pool and takes one from
+//! the new one's.
 //!
 //! Every drop has a named counter ([`Counters`]); nothing on this path allocates, logs or makes
 //! a syscall. Timers: a bounded expiry sweep ([`FlowTable::expire`]) every millisecond, which
@@ -21,7 +29,7 @@
 //! states) arrive from the controller between loop iterations ([`L4lb::set_backend`],
 //! [`L4lb::set_service_table`]).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +39,7 @@ use engine::nat::{FiveTuple, NatError, NatFrame, NatLayout, V4Flow};
 use engine::wire::{EthernetAddress, Icmpv4Message, IpPair, IpProtocol, TcpFlags};
 use engine::{App, Batch, Ctx, DropReason, Ingress, Instant, PortId, Shard, TxPort, Verdict};
 
-use super::natports::{NatPorts, Token};
+use super::natports::{NatPorts, PoolId, PoolKey, Token, NO_POOL};
 use super::params::L4lbParams;
 use crate::registry::Handled;
 
@@ -68,6 +76,8 @@ struct Backend {
     state: BackendState,
     /// Flows of this shard on it now.
     flows: u64,
+    /// Its pool of NAT pairs ([`NO_POOL`] until the slot is given a backend).
+    pool: PoolId,
 }
 
 #[derive(Debug)]
@@ -85,6 +95,8 @@ struct Service {
 #[derive(Debug, Clone, Copy)]
 pub struct Conn {
     backend: u16,
+    /// The pool `token` came from (the backend's when the flow opened).
+    pool: PoolId,
     token: Token,
     /// Where the client's frames came from (its MAC or its router's).
     client_mac: [u8; 6],
@@ -133,7 +145,7 @@ counters!(
         drop_no_backend,
         /// The flow table refused the flow (full).
         drop_table_full,
-        /// No free (SNAT address, port) pair.
+        /// No free (SNAT address, port) pair towards the backend chosen (its pool is exhausted).
         drop_nat_ports,
         /// IP fragments (not reassembled: the ports are in the first fragment only).
         drop_fragment,
@@ -176,8 +188,7 @@ const SWEEP_EVERY: Duration = Duration::from_millis(1);
 pub struct L4lb {
     w: Wiring,
     flows: FlowTable<Conn>,
-    /// Reverse map: NAT token slot → flow index + 1 (0: free).
-    rev: Box<[u32]>,
+    /// NAT pairs per backend and their reverse maps.
     nat: NatPorts,
     services: Vec<Service>,
     backends: Vec<Backend>,
@@ -247,51 +258,35 @@ impl L4lb {
     /// first packet.
     pub fn new(p: &L4lbParams, w: Wiring, burst: usize) -> L4lb {
         let per = p.ports_per_shard(w.shards);
-        let nat = NatPorts::new(&p.snat, p.nat_ports.0, per, w.shard.0, w.shards);
-        let rev = vec![0u32; nat.slots()].into_boxed_slice();
-        let mut backends =
-            vec![
-                Backend { addr: IpAddr::from([0, 0, 0, 0]), port: 0, mac: None, state: BackendState::Unused, flows: 0 };
-                p.max_backends as usize
-            ];
-        let mut slot = 0;
+        let nat = NatPorts::new(&p.snat, p.nat_ports.0, per, w.shard.0, w.shards, usize::from(p.max_backends));
+        let unused = Backend {
+            addr: IpAddr::from([0, 0, 0, 0]),
+            port: 0,
+            mac: None,
+            state: BackendState::Unused,
+            flows: 0,
+            pool: NO_POOL,
+        };
+        let mut slots = 0u16..;
         let services = p
             .services
             .iter()
-            .map(|s| {
-                let members: Vec<u16> = s
-                    .backends
-                    .iter()
-                    .map(|b| {
-                        backends[slot] = Backend {
-                            addr: b.addr.ip(),
-                            port: b.addr.port(),
-                            mac: b.mac,
-                            state: BackendState::Active,
-                            flows: 0,
-                        };
-                        slot += 1;
-                        (slot - 1) as u16
-                    })
-                    .collect();
-                Service {
-                    vip: s.vip,
-                    proto: IpProtocol(s.proto.number()),
-                    port: s.port,
-                    table: None,
-                    members: members.into(),
-                }
+            .map(|s| Service {
+                vip: s.vip,
+                proto: IpProtocol(s.proto.number()),
+                port: s.port,
+                table: None,
+                members: s.backends.iter().zip(&mut slots).map(|(_, slot)| slot).collect(),
             })
             .collect();
         let cap = p.max_flows as usize;
         let sweep_budget = (cap / 1000).max(SWEEP_BUDGET_MIN);
-        L4lb {
+        let mut lb = L4lb {
             w,
             flows: FlowTable::new(cap, p.timeouts),
-            rev,
             nat,
             services,
-            backends,
+            backends: vec![unused; p.max_backends as usize],
             burst: Vec::with_capacity(burst),
             layouts: Vec::with_capacity(burst),
             keys: Vec::with_capacity(burst),
@@ -300,18 +295,39 @@ impl L4lb {
             sweep_budget,
             next_sweep: Instant::ZERO,
             counters: Counters::default(),
+        };
+        let mut slot = 0u16;
+        for (si, s) in p.services.iter().enumerate() {
+            for b in &s.backends {
+                lb.set_backend(slot, si, b.addr, BackendState::Active, b.mac);
+                slot += 1;
+            }
         }
+        lb
     }
 
     // ---- controller side (between loop iterations) ----
 
-    /// Sets backend slot `slot`.
-    pub fn set_backend(&mut self, slot: u16, addr: IpAddr, port: u16, state: BackendState, mac: Option<[u8; 6]>) {
-        if let Some(b) = self.backends.get_mut(slot as usize) {
-            b.addr = addr;
-            b.port = port;
-            b.state = state;
-            b.mac = mac;
+    /// Sets backend slot `slot`, a backend of service `service`. The first time a backend
+    /// (address, port, protocol) appears, its pool of NAT pairs is allocated here (the control
+    /// path); a slot given another backend takes that backend's pool, and its flows keep the
+    /// pairs of the pool they opened with.
+    pub fn set_backend(
+        &mut self,
+        slot: u16,
+        service: usize,
+        addr: SocketAddr,
+        state: BackendState,
+        mac: Option<[u8; 6]>,
+    ) {
+        let Some(proto) = self.services.get(service).map(|s| s.proto.0) else { return };
+        let Some(b) = self.backends.get_mut(slot as usize) else { return };
+        b.addr = addr.ip();
+        b.port = addr.port();
+        b.state = state;
+        b.mac = mac;
+        if state != BackendState::Unused {
+            b.pool = self.nat.pool(PoolKey { addr: addr.ip(), port: addr.port(), proto }).unwrap_or(NO_POOL);
         }
     }
 
@@ -333,10 +349,15 @@ impl L4lb {
         self.counters
     }
 
-    /// Free NAT pairs (both families).
+    /// Free NAT pairs of this shard towards each backend slot (0 for a slot without a
+    /// backend; slots of the same backend address, port and protocol share one pool).
+    pub fn backend_nat_free(&self) -> Vec<u64> {
+        self.backends.iter().map(|b| self.nat.free_pairs(b.pool) as u64).collect()
+    }
+
+    /// Free NAT pairs summed over the pools of every backend this shard has known.
     pub fn nat_free(&self) -> usize {
-        let (a, b) = self.nat.available();
-        a + b
+        self.nat.available()
     }
 
     /// Flows in the table now.
@@ -374,9 +395,7 @@ impl L4lb {
 
     /// Returns a flow's NAT pair and backend count (its table entry is already gone).
     fn release(&mut self, c: &Conn) {
-        let slot = self.nat.slot(c.token);
-        self.rev[slot] = 0;
-        self.nat.free(c.token);
+        self.nat.free(c.pool, c.token);
         if let Some(b) = self.backends.get_mut(c.backend as usize) {
             b.flows = b.flows.saturating_sub(1);
         }
@@ -416,7 +435,8 @@ impl L4lb {
             self.counters.drop_no_backend += 1;
             return Err(DropReason::NoRoute);
         };
-        let Some(token) = self.nat.alloc(t.src_addr().is_ipv4()) else {
+        let pool = self.backends[backend as usize].pool;
+        let Some(token) = self.nat.alloc(pool, t.src_addr().is_ipv4()) else {
             self.counters.drop_nat_ports += 1;
             return Err(DropReason::TableFull);
         };
@@ -425,21 +445,20 @@ impl L4lb {
             (true, true) => TimeoutClass::HalfOpen,
             (true, false) => TimeoutClass::Closing,
         };
-        let conn = Conn { backend, token, client_mac, replied: false };
+        let conn = Conn { backend, pool, token, client_mac, replied: false };
         match self.flows.insert(key, conn, class, now) {
             Ok(ix) => {
-                let slot = self.nat.slot(token);
-                self.rev[slot] = ix.index() as u32 + 1;
+                self.nat.bind(pool, token, ix.index());
                 self.backends[backend as usize].flows += 1;
                 self.counters.new_flows += 1;
                 Ok(ix)
             }
             Err(InsertError::Exists(ix)) => {
-                self.nat.free(token);
+                self.nat.free(pool, token);
                 Ok(ix)
             }
             Err(InsertError::Full) => {
-                self.nat.free(token);
+                self.nat.free(pool, token);
                 self.counters.drop_table_full += 1;
                 Err(DropReason::TableFull)
             }
@@ -648,7 +667,8 @@ impl L4lb {
             self.counters.drop_unsupported += 1;
             return Verdict::Drop(DropReason::Unsupported);
         }
-        let Some(ix) = (match self.route_reply(from, t.dst_addr(), t.dst_port) {
+        let Some(ix) = (match self.route_reply(from, (t.src_addr(), t.src_port), t.protocol, (t.dst_addr(), t.dst_port))
+        {
             Ok(ix) => ix,
             Err(v) => return v,
         }) else {
@@ -698,16 +718,26 @@ impl L4lb {
         Verdict::Tx(self.w.to_client)
     }
 
-    /// The flow a reply to (`addr`, `port`) belongs to: `Ok(Some)` ours, `Ok(None)` none,
-    /// `Err(verdict)` another shard's (handed over) or not a NAT address.
+    /// The flow a reply from `backend` (address, port) over `proto` to `snat` (address, port)
+    /// belongs to: `Ok(Some)` ours, `Ok(None)` none, `Err(verdict)` another shard's (handed
+    /// over). The flow found holds exactly that pair in that backend's pool.
     #[inline]
-    fn route_reply(&mut self, from: Ingress, addr: IpAddr, port: u16) -> Result<Option<FlowIx>, Verdict> {
-        match self.nat.token_of(addr, port) {
+    fn route_reply(
+        &mut self,
+        from: Ingress,
+        backend: (IpAddr, u16),
+        proto: IpProtocol,
+        snat: (IpAddr, u16),
+    ) -> Result<Option<FlowIx>, Verdict> {
+        match self.nat.token_of(snat.0, snat.1) {
             Some(tok) => {
-                let v = self.rev[self.nat.slot(tok)];
-                Ok(v.checked_sub(1).and_then(|ix| self.flows.ix(ix as usize)))
+                let Some(pool) = self.nat.find(PoolKey { addr: backend.0, port: backend.1, proto: proto.0 }) else {
+                    return Ok(None);
+                };
+                let ix = self.nat.flow(pool, tok).and_then(|i| self.flows.ix(i));
+                Ok(ix.filter(|&ix| self.flows.get(ix).is_some_and(|c| c.pool == pool && c.token == tok)))
             }
-            None => match self.nat.owner(port) {
+            None => match self.nat.owner(snat.1) {
                 Some(s) if s != self.w.shard.0 && from.handed_off.is_none() => {
                     self.counters.handed_off += 1;
                     Err(Verdict::Handoff(Shard(s)))
@@ -770,7 +800,8 @@ impl L4lb {
                 Ok(i) => i,
                 Err(e) => return Verdict::Drop(self.count_nat_error(e)),
             };
-            let ix = match self.route_reply(from, inner.src_addr(), inner.src_port) {
+            let backend = (inner.dst_addr(), inner.dst_port);
+            let ix = match self.route_reply(from, backend, inner.protocol, (inner.src_addr(), inner.src_port)) {
                 Ok(Some(ix)) => ix,
                 Ok(None) => {
                     self.counters.drop_no_flow += 1;
@@ -863,7 +894,6 @@ impl<'u> App<'u> for L4lb {
         let fc = self.flows.counters();
         out.extend(fc.fields_prefixed());
         out.push(("flow_occupancy", self.flows.len() as u64));
-        let (v4, v6) = self.nat.available();
-        out.push(("nat_ports_free", (v4 + v6) as u64));
+        out.push(("nat_ports_free", self.nat.available() as u64));
     }
 }

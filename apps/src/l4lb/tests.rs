@@ -37,7 +37,7 @@ fn params(extra: &str) -> L4lbParams {
 client_port = "d0"
 backend_port = "d1"
 snat = ["{SNAT}"]
-nat_ports = "10000-10999"
+{ports}
 {extra}
 [[service]]
 name = "web"
@@ -51,6 +51,7 @@ proto = "udp"
 port = 53
 backends = [{u}]
 "#,
+        ports = if extra.contains("nat_ports") { "" } else { "nat_ports = \"10000-10999\"" },
         b = (0..3)
             .map(|i| format!(
                 "{{ addr = \"{}:8080\", mac = \"{}\" }}",
@@ -426,14 +427,14 @@ fn draining_keeps_flows_and_removing_moves_only_that_backends_flows() {
     }
     // Drain backend 1 (slot 4 of the UDP service): out of the table, its flows stay.
     install(&mut lb, &p, 1, &[1]);
-    lb.set_backend(4, IpAddr::V4(backend(1)), 5353, BackendState::Draining, Some(backend_mac(1)));
+    lb.set_backend(4, 1, SocketAddr::from((backend(1), 5353)), BackendState::Draining, Some(backend_mac(1)));
     let again = open_udp(&b, &mut lb, 20000..20600);
     assert_eq!(again, before, "existing flows keep their backend while it drains");
     let fresh = open_udp(&b, &mut lb, 30000..30300);
     assert_eq!(share(&fresh, 1), 0, "no new flow goes to a draining backend");
     // Remove backend 2: its flows (only those) move on their next packet.
     install(&mut lb, &p, 1, &[1, 2]);
-    lb.set_backend(5, IpAddr::V4(backend(2)), 5353, BackendState::Removed, Some(backend_mac(2)));
+    lb.set_backend(5, 1, SocketAddr::from((backend(2), 5353)), BackendState::Removed, Some(backend_mac(2)));
     let after = open_udp(&b, &mut lb, 20000..20600);
     for (k, (&was, &now)) in before.iter().zip(&after).enumerate() {
         match was {
@@ -565,7 +566,7 @@ fn a_burst_that_moves_a_flow_does_not_trip_over_its_own_stale_lookup() {
     let before = open_udp(&b, &mut lb, 20000..20030);
     let victim = (20000..20030u16).zip(&before).find(|(_, &bi)| bi == 2).map(|(sp, _)| sp).unwrap();
     install(&mut lb, &p, 1, &[2]);
-    lb.set_backend(5, IpAddr::V4(backend(2)), 5353, BackendState::Removed, Some(backend_mac(2)));
+    lb.set_backend(5, 1, SocketAddr::from((backend(2), 5353)), BackendState::Removed, Some(backend_mac(2)));
     let f = || from_client(udp((CLIENT, victim), (VIP, 53), b"again"));
     let out = b.run(&mut lb, t0(), FROM_CLIENT, &[f(), f(), f()]);
     let dsts: Vec<IpAddr> = out
@@ -698,4 +699,43 @@ app = "lb"
     let errs = config::validate(&config::parse(&text("1024-1024")).unwrap(), &env).unwrap_err();
     assert_eq!(errs.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), vec!["app[0].params.nat_ports"], "{errs:?}");
     assert!(config::validate(&config::parse(&text("1024-1025")).unwrap(), &env).is_ok());
+}
+
+#[test]
+fn a_nat_pair_is_in_use_towards_every_backend_at_once() {
+    // 100 ports on one SNAT address: each of the three UDP backends gets all 100, so 300
+    // flows fit, and the same (SNAT address, port) carries three flows at once.
+    let b = Bench::new();
+    let p = params("nat_ports = \"10000-10099\"");
+    let mut lb = shard(&p, 0, 1);
+    assert_eq!(lb.nat_free(), 2 * 3 * 100, "three pools per protocol of 100 pairs (TCP and UDP backends)");
+    let mut opened: Vec<(u16, usize, u16)> = vec![]; // (client port, backend, SNAT port)
+    for sp in 20000..20600u16 {
+        let (v, out) = b.one(&mut lb, t0(), FROM_CLIENT, from_client(udp((CLIENT, sp), (VIP, 53), b"q")));
+        if v == Verdict::Tx(TO_BACKEND) {
+            let t = parsed(&out).tuple();
+            opened.push((sp, backend_index(t.dst_addr()), t.src_port));
+        } else {
+            assert_eq!(v, Verdict::Drop(DropReason::TableFull));
+        }
+    }
+    assert_eq!(opened.len(), 300, "100 flows to each backend");
+    assert_eq!(lb.counters().drop_nat_ports, 300);
+    for i in 0..3 {
+        let mut ports: Vec<u16> = opened.iter().filter(|o| o.1 == i).map(|o| o.2).collect();
+        ports.sort_unstable();
+        assert_eq!(ports, (10000..10100).collect::<Vec<_>>(), "backend {i} uses every pair once");
+    }
+    // Every reply finds its own client, although each pair is in use three times.
+    for &(sp, bi, np) in &opened {
+        let (v, out) = b.one(&mut lb, t0(), FROM_BACKEND, from_backend(bi, udp((backend(bi), 5353), (SNAT, np), b"a")));
+        assert_eq!(v, Verdict::Tx(TO_CLIENT));
+        let t = parsed(&out).tuple();
+        assert_eq!((t.dst_addr(), t.dst_port, t.src_addr(), t.src_port), (IpAddr::V4(CLIENT), sp, IpAddr::V4(VIP), 53));
+    }
+    // A reply from the wrong backend for a pair in use is no flow of ours.
+    let &(_, bi, np) = &opened[0];
+    let other = (bi + 1) % 3;
+    let wrong = from_backend(other, udp((backend(other), 5354), (SNAT, np), b"x"));
+    assert_eq!(b.one(&mut lb, t0(), FROM_BACKEND, wrong).0, Verdict::Drop(DropReason::NoFlow));
 }
