@@ -45,13 +45,20 @@ fn dissect(file: &Path) -> Result<Vec<String>, String> {
     Ok(packets)
 }
 
-/// What is wrong with a packet by tcpdump's verdict: every frame pktgen writes is UDP over
-/// IPv4 or IPv6, so each must carry "udp sum ok" and no complaint.
+/// What is wrong with a packet by tcpdump's verdict: every frame pktgen writes is UDP or TCP
+/// over IPv4 or IPv6, so each must carry tcpdump's verified checksum ("[udp sum ok]" for UDP,
+/// "cksum 0x… (correct)" for TCP) and no complaint.
 fn complaint(packet: &str) -> Option<&'static str> {
-    if !packet.contains("[udp sum ok]") {
+    if packet.contains("proto TCP") || packet.contains("next-header TCP") {
+        if !packet.contains("(correct)") {
+            return Some("no verified TCP checksum");
+        }
+    } else if !packet.contains("[udp sum ok]") {
         return Some("no verified UDP checksum");
     }
-    ["bad cksum", "bad udp cksum", "truncated", "[|", "bad-len", "invalid"].into_iter().find(|bad| packet.contains(bad))
+    ["bad cksum", "bad udp cksum", "incorrect", "truncated", "[|", "bad-len", "invalid"]
+        .into_iter()
+        .find(|bad| packet.contains(bad))
 }
 
 /// Every complaint about `file`, one line each.
