@@ -63,6 +63,69 @@ impl std::str::FromStr for IpCidr {
     }
 }
 
+impl IpCidr {
+    /// Whether `a` is inside the prefix.
+    pub fn contains(&self, a: IpAddr) -> bool {
+        match (self.addr, a) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                self.prefix == 0 || (u32::from(n) ^ u32::from(a)) >> (32 - u32::from(self.prefix)) == 0
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                self.prefix == 0 || (u128::from(n) ^ u128::from(a)) >> (128 - u32::from(self.prefix)) == 0
+            }
+            _ => false,
+        }
+    }
+
+    /// The fewest prefixes that hold exactly `addrs` (duplicates allowed, any order, both
+    /// families): runs of consecutive addresses become aligned blocks, so 198.19.0.2–9 is
+    /// `.2/31 .4/30 .8/31`. Apps derive their claims through it, to stay within [`MAX_RULES`].
+    pub fn cover(addrs: &[IpAddr]) -> Vec<IpCidr> {
+        let mut out = Vec::new();
+        for (v4, bits) in [(true, 32u32), (false, 128)] {
+            let mut xs: Vec<u128> = addrs
+                .iter()
+                .filter(|a| a.is_ipv4() == v4)
+                .map(|a| match a {
+                    IpAddr::V4(v) => u128::from(u32::from(*v)),
+                    IpAddr::V6(v) => u128::from(*v),
+                })
+                .collect();
+            xs.sort_unstable();
+            xs.dedup();
+            let mut i = 0;
+            while i < xs.len() {
+                // The run xs[i..j] of consecutive addresses, lo..=hi.
+                let mut j = i + 1;
+                while j < xs.len() && xs[j] == xs[j - 1] + 1 {
+                    j += 1;
+                }
+                let (mut lo, hi) = (xs[i], xs[j - 1]);
+                loop {
+                    // The largest aligned block at lo that stays within hi.
+                    let mut k = lo.trailing_zeros().min(bits);
+                    while k > 0 && (k >= 128 || lo + ((1u128 << k) - 1) > hi) {
+                        k -= 1;
+                    }
+                    let addr = if v4 {
+                        IpAddr::from(std::net::Ipv4Addr::from(lo as u32))
+                    } else {
+                        IpAddr::from(std::net::Ipv6Addr::from(lo))
+                    };
+                    out.push(IpCidr { addr, prefix: (bits - k) as u8 });
+                    let last = lo + ((1u128 << k) - 1);
+                    if last >= hi {
+                        break;
+                    }
+                    lo = last + 1;
+                }
+                i = j;
+            }
+        }
+        out
+    }
+}
+
 pub(crate) const ETH_IPV4: u16 = 0x0800;
 pub(crate) const ETH_IPV6: u16 = 0x86dd;
 pub(crate) const ETH_ARP: u16 = 0x0806;
@@ -303,5 +366,53 @@ mod tests {
         assert!("198.19.0.0/15".parse::<IpCidr>().is_err());
         assert!("2001:db8::/32".parse::<IpCidr>().is_ok());
         assert!("nonsense".parse::<IpCidr>().is_err());
+    }
+}
+
+#[cfg(test)]
+mod cover_tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn v4(last: u8) -> IpAddr {
+        IpAddr::from(Ipv4Addr::new(198, 19, 0, last))
+    }
+
+    #[test]
+    fn consecutive_addresses_become_aligned_blocks() {
+        let got: Vec<String> = IpCidr::cover(&(2..=9).map(v4).collect::<Vec<_>>())
+            .iter()
+            .map(|c| format!("{}/{}", c.addr, c.prefix))
+            .collect();
+        assert_eq!(got, ["198.19.0.2/31", "198.19.0.4/30", "198.19.0.8/31"]);
+        let one = IpCidr::cover(&[v4(7), v4(7)]);
+        assert_eq!(one, [IpCidr { addr: v4(7), prefix: 32 }]);
+        let v6: IpAddr = "2001:2::2".parse().unwrap();
+        assert_eq!(IpCidr::cover(&[v6, v4(1)]), [IpCidr { addr: v4(1), prefix: 32 }, IpCidr { addr: v6, prefix: 128 }]);
+        assert!(IpCidr::cover(&[]).is_empty());
+        let all: Vec<IpAddr> = (0..=255).map(v4).collect();
+        assert_eq!(IpCidr::cover(&all), [IpCidr { addr: v4(0), prefix: 24 }]);
+    }
+
+    /// Every subset of eight addresses, placed at every alignment of a /28: the cover holds
+    /// exactly the subset, its prefixes have no host bits, and it is never longer than one
+    /// prefix per address.
+    #[test]
+    fn the_cover_is_exact_for_every_subset() {
+        for base in 0..8u8 {
+            for mask in 0u16..256 {
+                let set: Vec<IpAddr> = (0..8u8).filter(|b| mask >> b & 1 == 1).map(|b| v4(base + b)).collect();
+                let cover = IpCidr::cover(&set);
+                assert!(cover.len() <= set.len());
+                for c in &cover {
+                    let s = format!("{}/{}", c.addr, c.prefix);
+                    assert_eq!(s.parse::<IpCidr>().as_ref(), Ok(c), "{s} has no host bits");
+                }
+                for last in 0..=255u8 {
+                    let inside = cover.iter().any(|c| c.contains(v4(last)));
+                    assert_eq!(inside, set.contains(&v4(last)), "base {base} mask {mask:08b}: .{last}");
+                }
+            }
+        }
     }
 }

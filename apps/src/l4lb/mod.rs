@@ -85,12 +85,20 @@ impl AppKind for L4lbParams {
             p.dedup();
             p
         };
-        for &a in &self.snat {
+        // The SNAT addresses as the fewest prefixes that hold exactly them (eight consecutive
+        // addresses: three rules per protocol, not eight).
+        for c in config::IpCidr::cover(&self.snat) {
+            let r = |proto: u8, ports: Option<(u16, u16)>| config::ClaimRule {
+                ethertype: Some(ethertype(c.addr)),
+                proto: Some(proto),
+                dst: Some(c),
+                dst_port: ports,
+            };
             for &p in &protos {
-                v.push((self.backend_port.clone(), rule(a, p, Some(self.nat_ports))));
+                v.push((self.backend_port.clone(), r(p, Some(self.nat_ports))));
             }
-            if a.is_ipv4() {
-                v.push((self.backend_port.clone(), rule(a, 1, None)));
+            if c.addr.is_ipv4() {
+                v.push((self.backend_port.clone(), r(1, None)));
             }
         }
         v
