@@ -447,7 +447,7 @@ backend_port = "{bif}"
 snat = [{snat}]
 nat_ports = "1024-65535"
 max_flows = {max_flows}
-timeouts = {{ udp = 30 }}
+timeouts = {{ half_open = 120, established = 7440, closing = 120, udp = 30 }}
 {services}
 [[queue]]
 port = "{cif}"
