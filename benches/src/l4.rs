@@ -344,6 +344,19 @@ pub fn first_second_and_fill_time(tr: &Trace) -> (f64, f64) {
     ((at(t0 + 1.0) - v0) as f64, t99 - t0)
 }
 
+/// The new-flow rate of (a), M/s: the first 99 % of all new flows over the time they took —
+/// the rate while the DUT had room. A DUT whose table (or NAT port space) fills during the run
+/// is measured until it filled, not over seconds in which it could take nothing (which would
+/// rank a faster-filling DUT lower); one that never fills, over the whole run. How long it had
+/// room is reported beside it (`secs_to_99pct`).
+pub fn new_flow_rate(received: u64, secs_to_99pct: f64) -> f64 {
+    if secs_to_99pct > 0.0 {
+        0.99 * received as f64 / secs_to_99pct / 1e6
+    } else {
+        0.0
+    }
+}
+
 /// (a) SYNs from random sources of 198.18.128.0/17, random ports, flat out.
 fn syn(t: &L4Topo, sys: L4System, o: &L4Opts) -> Result<L4Trial> {
     let sinks = Sinks::attach(t)?;
@@ -362,11 +375,12 @@ fn syn(t: &L4Topo, sys: L4System, o: &L4Opts) -> Result<L4Trial> {
     let body = if k > 2 { &samples[1..k - 1] } else { &samples[..] };
     let tail = median(&body[body.len().saturating_sub(3)..]);
     let per_backend = sinks.per_backend()?;
+    let received = per_backend.iter().sum::<u64>();
     Ok(L4Trial {
-        value: steady(&samples),
+        value: new_flow_rate(received, fill_s),
         offered_pps: rep["tx_pps"].as_f64(),
-        extra: json!({ "first_second": first_s / 1e6, "last_3s": tail, "secs_to_99pct": fill_s,
-                       "sent": rep["tx_pkts"], "received": per_backend.iter().sum::<u64>() }),
+        extra: json!({ "first_second": first_s / 1e6, "last_3s": tail, "secs_to_99pct": fill_s, "steady": steady(&samples),
+                       "sent": rep["tx_pkts"], "received": received }),
         samples,
         per_backend,
         cpu_busy: busy,
@@ -520,6 +534,13 @@ mod tests {
         assert!(Measure::Syn.applies(L4System::Nftables) && !Measure::Syn.applies(L4System::Haproxy));
         assert!(Measure::Conn.applies(L4System::Haproxy) && !Measure::Udp(1).applies(L4System::Haproxy));
         assert_eq!(Measure::Udp(1000).name(), "udp-1000");
+    }
+
+    #[test]
+    fn the_new_flow_rate_counts_until_the_table_filled() {
+        // 1.5 M flows in 3 s, then nothing: 0.495 M/s, not the ~0 of the seconds after.
+        assert!((new_flow_rate(1_500_000, 3.0) - 0.495).abs() < 1e-9);
+        assert_eq!(new_flow_rate(0, 0.0), 0.0);
     }
 
     #[test]

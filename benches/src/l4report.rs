@@ -82,7 +82,7 @@ fn notes(m: Measure, ts: &[&L4Trial]) -> String {
     }
     match m {
         Measure::Syn => n.push(format!(
-            "first second {:.3} M, last 3 s {:.3} M/s; 99 % of all new flows after {:.1} s; {:.0} k new flows in all",
+            "first second {:.3} M, last 3 s {:.3} M/s; 99 % of all new flows after {:.1} s (of the run's SYNs); {:.0} k new flows in all",
             extra(ts, &["first_second"]),
             extra(ts, &["last_3s"]),
             extra(ts, &["secs_to_99pct"]),
@@ -230,7 +230,9 @@ fn header(meta: &L4Meta, o: &L4Opts, trials: &[L4Trial]) -> String {
          conntrack); systems alternate in a different order every repetition; median (min–max) of {reps} \
          repetitions; ratios per repetition. (a) and (b) count frames at the backends with XDP sinks \
          (kernel counters, not the generator's claim); (a) runs {syn} s of SYNs from random sources of \
-         198.18.128.0/17 and random ports (every SYN a new flow); (b) sends each flow once at {warm:.0} \
+         198.18.128.0/17 and random ports (every SYN a new flow), and its rate is the first 99 % of all new flows \
+         over the time they took: the rate while the DUT had room in its table and NAT port space (a DUT that fills \
+         them is not graded on the seconds after; the notes say when it filled); (b) sends each flow once at {warm:.0} \
          frames/s first, then {secs} s flat out; (c) {threads} client threads, connect / write / read until \
          the server closes / close, the server closes first; (d) one iperf3 stream of {secs} s to b1 \
          (Gbit/s: steady median of iperf3's receiver; frames: b1's `ip -s link`). A row marked \
