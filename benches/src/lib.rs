@@ -24,6 +24,7 @@
 //! their roles, copy/zero-copy mode, and the peer measured beside it in the same run.
 
 pub mod crossgen;
+pub mod interrupt;
 pub mod kernel;
 pub mod kfwd;
 pub mod l4;

@@ -345,6 +345,7 @@ fn smoke(cli: &Cli, min_ratio: f64) -> Result<()> {
         .collect();
     let mut ratios = Vec::new();
     for rep in 0..cli.reps {
+        benches::interrupt::check()?;
         let (x, _) = xskd_run_trial(&xskd, &cfg, main, &extra)?;
         let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
         let forwarded = report["lcores"][0]["tx_packets"].as_u64().unwrap_or(0);
@@ -441,6 +442,7 @@ fn nat(cli: &Cli, flows: &[u32], burst: u32) -> Result<String> {
         benches::nat::write_flows_pcap(&pcap, f, 0x5eed ^ u64::from(f))?;
         let (mut lb, mut io) = (Vec::new(), Vec::new());
         for rep in 0..cli.reps {
+            benches::interrupt::check()?;
             let a = xskd_config_trial(
                 &xskd,
                 &dir,
@@ -513,6 +515,7 @@ fn scale(cli: &Cli, flows: u32, counts: &[usize], burst: u32) -> Result<String> 
         let lcores: Vec<usize> = (1..=l).collect();
         let mut v = Vec::new();
         for rep in 0..cli.reps {
+            benches::interrupt::check()?;
             let cfg = benches::nat::l4lb_config_on(&pcap, flows, &lcores, burst, cli.secs);
             let r = xskd_config_trial(&xskd, &dir, 0, &format!("scale-{l}"), &cfg, cli.secs)?;
             eprintln!("scale {l} lcores rep {rep}: {:.2} Mpps", r / 1e6);
@@ -562,6 +565,7 @@ fn tier1(cli: &Cli, burst: u32) -> Result<String> {
     for mode in ["io", "mac"] {
         let (mut x, mut d) = (Vec::new(), Vec::new());
         for rep in 0..cli.reps {
+            benches::interrupt::check()?;
             let a = xskd_null_trial(&xskd, &dir, main, fwd, mode, burst, cli.secs)?;
             let b = testpmd_null_trial(main, fwd, mode, burst, cli.secs)?;
             eprintln!("tier1 {mode} rep {rep}: xskd {:.2} Mpps, testpmd {:.2} Mpps", a / 1e6, b / 1e6);
@@ -636,6 +640,7 @@ fn tier2(cli: &Cli, burst: u32, sizes: &[usize], modes: &[String], syscalls: boo
         for &len in sizes {
             let (mut x, mut d) = (Vec::new(), Vec::new());
             for rep in 0..cli.reps {
+                benches::interrupt::check()?;
                 let a = veth::trial(veth::Dut::Xskd(mode), &xskd, &opts(len))?;
                 let b = veth::trial(veth::Dut::Testpmd(mode), &xskd, &opts(len))?;
                 eprintln!(
@@ -694,6 +699,7 @@ fn tier2(cli: &Cli, burst: u32, sizes: &[usize], modes: &[String], syscalls: boo
         for &len in sizes {
             let (mut x, mut d) = (Vec::new(), Vec::new());
             for rep in 0..cli.reps {
+                benches::interrupt::check()?;
                 let a = veth::trial(veth::Dut::XskdTx, &xskd, &opts(len))?;
                 let b = veth::trial(veth::Dut::TestpmdTx, &xskd, &opts(len))?;
                 eprintln!(
@@ -794,6 +800,7 @@ fn gens(cli: &Cli, sizes: &[usize], md: Option<&Path>) -> Result<()> {
         let mut pps = vec![vec![f64::NAN; kinds.len()]; cli.reps];
         let mut worst = vec![0.0f64; kinds.len()];
         for (rep, row) in pps.iter_mut().enumerate() {
+            benches::interrupt::check()?;
             for turn in 0..kinds.len() {
                 let k = (turn + rep) % kinds.len();
                 let kind = kinds[k];
@@ -960,6 +967,7 @@ fn rfc(
     // results[system][size] = reps
     let mut all: Vec<Vec<Vec<RfcResult>>> = vec![vec![Vec::new(); sizes.len()]; systems.len()];
     for rep in 0..cli.reps {
+        benches::interrupt::check()?;
         for (zi, &size) in sizes.iter().enumerate() {
             for (si, &sys) in systems.iter().enumerate() {
                 let r = measure(sys, size, &o).with_context(|| format!("{} {}", sys.label(), size.label()))?;
@@ -1201,6 +1209,7 @@ fn l4(
     std::fs::create_dir_all(&cli.out)?;
     let mut trials = Vec::new();
     for rep in 0..cli.reps {
+        benches::interrupt::check()?;
         for &m in &ms {
             // A different order every repetition: slow drift of the host hits every system.
             let n = systems.len();
@@ -1209,6 +1218,7 @@ fn l4(
                 if !m.applies(sys) {
                     continue;
                 }
+                benches::interrupt::check()?;
                 let t = trial(sys, m, rep, &o)?;
                 eprintln!(
                     "l4 rep {rep} {} {}: {:.3} {} (CPU busy {:?}) {}",
@@ -1301,6 +1311,7 @@ const PACKAGES: &[&str] =
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    benches::interrupt::install()?;
     let packages = if matches!(cli.bench, Bench::Smoke { .. }) { &["dpdk-dev"][..] } else { PACKAGES };
     benches::run::ensure_packages(packages).context("installing the peers")?;
     match cli.bench {
