@@ -185,7 +185,18 @@ pub fn payload(seq: u64, len: usize) -> Vec<u8> {
 /// accepted.
 pub fn send_seq(ns: &Netns, sport: u16, dst: SocketAddr, seqs: std::ops::Range<u64>, frame_len: usize) -> u64 {
     ns.run_in(|| {
-        let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, sport))?;
+        // The previous call's socket on `sport` may outlive its close for a moment: a process
+        // that another test thread forks between our socket() and close() holds a copy of the
+        // descriptor until it execs. Wait for the port (bounded) instead of failing.
+        let end = Instant::now() + TIMEOUT;
+        let s = loop {
+            match UdpSocket::bind((Ipv4Addr::UNSPECIFIED, sport)) {
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < end => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                r => break r?,
+            }
+        };
         let mut n = 0;
         for seq in seqs {
             // A veth whose peer ring is full stops its queue, and a sender on a noqueue device
