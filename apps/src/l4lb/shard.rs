@@ -33,7 +33,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::flow::{FlowIx, FlowKey, FlowTable, InsertError, TimeoutClass};
+use engine::flow::{FlowIx, FlowKey, FlowTable, InsertError, Probe, TimeoutClass};
 use engine::maglev::MaglevTable;
 use engine::nat::{FiveTuple, NatError, NatFrame, NatLayout, V4Flow};
 use engine::wire::{EthernetAddress, Icmpv4Message, IpPair, IpProtocol, TcpFlags};
@@ -183,6 +183,9 @@ pub struct Wiring {
 /// swept in `capacity / SWEEP_BUDGET_MIN` ms at most, and in about one second when larger.
 const SWEEP_BUDGET_MIN: usize = 256;
 const SWEEP_EVERY: Duration = Duration::from_millis(1);
+/// How many frames ahead of the one being handled the flow-table entry is prefetched: about a
+/// DRAM latency's worth of per-frame work.
+const PROBE_AHEAD: usize = 8;
 
 /// The l4lb app (one shard).
 pub struct L4lb {
@@ -197,7 +200,8 @@ pub struct L4lb {
     /// Layouts of the burst's frames that took the general path.
     layouts: Vec<NatLayout>,
     keys: Vec<FlowKey>,
-    hits: Vec<Option<FlowIx>>,
+    /// The burst's flow-table probes, one per key (see [`engine::flow::Probe`]).
+    probes: Vec<Probe>,
     expired: Vec<(FlowKey, Conn)>,
     sweep_budget: usize,
     next_sweep: Instant,
@@ -290,7 +294,7 @@ impl L4lb {
             burst: Vec::with_capacity(burst),
             layouts: Vec::with_capacity(burst),
             keys: Vec::with_capacity(burst),
-            hits: vec![None; burst],
+            probes: Vec::with_capacity(burst),
             expired: Vec::with_capacity(sweep_budget + cap.min(4096)),
             sweep_budget,
             next_sweep: Instant::ZERO,
@@ -496,19 +500,16 @@ impl L4lb {
         let now = cx.now;
         self.burst.clear();
         self.keys.clear();
+        self.probes.clear();
         self.layouts.clear();
         // Pass 1: parse every frame once (the fast path for the common frame, else the general
         // one, whose layout is kept); ICMP and bad frames are settled here.
         let mut settled = 0;
         for i in 0..batch.len() {
             if let Some(v) = V4Flow::parse(batch.frames()[i].data()) {
-                self.keys.push(FlowKey::v4(
-                    Ipv4Addr::from(v.src),
-                    Ipv4Addr::from(v.dst),
-                    v.sport,
-                    v.dport,
-                    v.protocol(),
-                ));
+                let key = FlowKey::v4(Ipv4Addr::from(v.src), Ipv4Addr::from(v.dst), v.sport, v.dport, v.protocol());
+                self.probes.push(self.flows.probe_start(&key));
+                self.keys.push(key);
                 self.burst.push((i, Parsed::Fast(v)));
                 continue;
             }
@@ -516,7 +517,9 @@ impl L4lb {
             let v = match parsed {
                 Ok(l) if matches!(l.tuple().protocol, IpProtocol::TCP | IpProtocol::UDP) => {
                     let t = l.tuple();
-                    self.keys.push(FlowKey::from_ips(&t.ips, t.src_port, t.dst_port, t.protocol));
+                    let key = FlowKey::from_ips(&t.ips, t.src_port, t.dst_port, t.protocol);
+                    self.probes.push(self.flows.probe_start(&key));
+                    self.keys.push(key);
                     self.burst.push((i, Parsed::Full(self.layouts.len())));
                     self.layouts.push(l);
                     continue;
@@ -531,9 +534,14 @@ impl L4lb {
             batch.set_verdict(i, v);
             settled += 1;
         }
-        // Pass 2: look the whole burst up at once (hash all, prefetch, probe).
+        // Pass 2: the flow-table lookups of the burst, in steps interleaved with the work (no
+        // stall on a whole burst of cache misses at once): each key's hash and bucket prefetch
+        // were done in pass 1 while its frame was parsed; the entry of frame j + PROBE_AHEAD is
+        // prefetched while frame j is handled in pass 3.
         let n = self.keys.len();
-        self.flows.lookup_burst(&self.keys, &mut self.hits[..n]);
+        for p in self.probes.iter_mut().take(PROBE_AHEAD) {
+            self.flows.probe_advance(p);
+        }
         // Pass 3: forward hits, open misses. Once this burst has opened or closed a flow, the
         // pass-2 results may be stale: from then on a hit is confirmed by its key and a miss is
         // looked up again.
@@ -546,7 +554,10 @@ impl L4lb {
                 Parsed::Fast(v) => (v.tuple(), v.tcp_flags()),
                 Parsed::Full(k) => (self.layouts[k].tuple(), self.layouts[k].tcp_flags().unwrap_or(TcpFlags::empty())),
             };
-            let mut hit = self.hits[j];
+            if let Some(p) = self.probes.get_mut(j + PROBE_AHEAD) {
+                self.flows.probe_advance(p);
+            }
+            let mut hit = self.flows.probe_finish(&key, &self.probes[j]);
             if changed {
                 hit = hit.filter(|&ix| self.flows.key(ix) == Some(&key));
                 if hit.is_none() {

@@ -79,3 +79,59 @@ impl<V> FlowTable<V> {
         self.count_lookups(keys.len() as u64, hits);
     }
 }
+
+/// A lookup split into steps, so that a caller can interleave the steps of many keys with its
+/// own work instead of stalling on a whole burst's misses at once: [`FlowTable::probe_start`]
+/// hashes the key and prefetches its primary bucket, [`FlowTable::probe_advance`] reads that
+/// bucket's signatures and prefetches the entry (or the alternative bucket), and
+/// [`FlowTable::probe_finish`] compares keys. (The l4lb starts a frame's probe while it parses
+/// the frame and advances the probe of frame `j + d` while it rewrites frame `j`.)
+///
+/// With no insert or remove between start and finish, finish gives what
+/// [`lookup`](FlowTable::lookup) gives, and counts the same. After a change it still returns
+/// only an entry that holds the key, but may miss a key inserted since: a caller that changed
+/// the table confirms a miss with `lookup`.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    place: Place,
+    /// Signature matches in the primary bucket, or [`Probe::UNREAD`] before `probe_advance`.
+    prim: u32,
+}
+
+impl Probe {
+    const UNREAD: u32 = u32::MAX;
+}
+
+impl<V> FlowTable<V> {
+    /// Step 1 of a [`Probe`]: hash `key`, prefetch its primary bucket.
+    #[inline]
+    pub fn probe_start(&self, key: &FlowKey) -> Probe {
+        let place = self.place_of(key);
+        prefetch_read(&self.buckets[place.prim]);
+        Probe { place, prim: Probe::UNREAD }
+    }
+
+    /// Step 2 of a [`Probe`]: read the primary bucket's signatures; prefetch the first
+    /// matching entry, or else the alternative bucket if an entry of the primary overflowed.
+    #[inline]
+    pub fn probe_advance(&self, p: &mut Probe) {
+        let b = &self.buckets[p.place.prim];
+        p.prim = b.matches(p.place.sig);
+        match first(p.prim) {
+            Some(s) => prefetch_read(&self.entries[b.ix[s] as usize]),
+            None if b.overflow == 0 => {}
+            None => prefetch_read(&self.buckets[p.place.alt]),
+        }
+    }
+
+    /// Step 3 of a [`Probe`] (step 2 may be skipped): the entry holding `key`, counted as one
+    /// lookup. `key` must be the key the probe started with.
+    #[inline]
+    pub fn probe_finish(&mut self, key: &FlowKey, p: &Probe) -> Option<FlowIx> {
+        let pl = p.place;
+        let m = if p.prim == Probe::UNREAD { self.buckets[pl.prim].matches(pl.sig) } else { p.prim };
+        let r = self.find_in(pl.prim, m, key).or_else(|| self.find_in(pl.alt, self.alt_matches(pl), key));
+        self.count_lookups(1, u64::from(r.is_some()));
+        r
+    }
+}

@@ -81,7 +81,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bucket::{place, Bucket, FlowHasher, Place, SLOTS};
-pub use burst::STAGE;
+pub use burst::{Probe, STAGE};
 pub use counters::FlowCounters;
 pub use insert::CUCKOO_NODES;
 pub use key::{FlowKey, IpFamily};

@@ -230,6 +230,69 @@ fn burst_lookup_equals_single_lookups() {
 }
 
 #[test]
+fn probes_equal_single_lookups_whatever_the_steps_order() {
+    let ks = keys(3000);
+    let mut a = FlowTable::with_seed(2000, FlowTimeouts::default(), 11);
+    let mut b = FlowTable::with_seed(2000, FlowTimeouts::default(), 11);
+    for k in ks.iter().step_by(2) {
+        a.insert(*k, (), TimeoutClass::Established, t(0)).unwrap();
+        b.insert(*k, (), TimeoutClass::Established, t(0)).unwrap();
+    }
+    // Probes started in a batch, advanced `ahead` keys in front of the one finished (or not
+    // advanced at all), as the l4lb interleaves them.
+    for ahead in [0usize, 1, 8, 64, usize::MAX] {
+        let batch: Vec<FlowKey> = (0..300).map(|i| ks[(i * 13 + ahead % 97) % ks.len()]).collect();
+        let mut probes: Vec<Probe> = batch.iter().map(|k| a.probe_start(k)).collect();
+        let mut got = Vec::new();
+        for j in 0..batch.len() {
+            if ahead != usize::MAX {
+                if let Some(p) = probes.get_mut(j + ahead) {
+                    a.probe_advance(p);
+                }
+            }
+            got.push(a.probe_finish(&batch[j], &probes[j]));
+        }
+        let want: Vec<Option<FlowIx>> = batch.iter().map(|k| b.lookup(k)).collect();
+        assert_eq!(got, want, "ahead {ahead}");
+    }
+    assert_eq!(a.counters(), b.counters());
+}
+
+proptest! {
+    /// Inserts and removes between a probe's steps: finish never names an entry that does not
+    /// hold the key, and a hit it misses is one a plain lookup finds (what the l4lb does after
+    /// changing the table).
+    #[test]
+    fn probes_stay_safe_when_the_table_changes_under_them(
+        ops in prop::collection::vec((0usize..64, any::<bool>()), 1..200),
+    ) {
+        let ks = keys(64);
+        let mut tb = FlowTable::with_seed(48, FlowTimeouts::default(), 3);
+        for k in ks.iter().step_by(3) {
+            tb.insert(*k, (), TimeoutClass::Udp, t(0)).unwrap();
+        }
+        let mut probes: Vec<Probe> = ks.iter().map(|k| tb.probe_start(k)).collect();
+        for p in probes.iter_mut() {
+            tb.probe_advance(p);
+        }
+        for (i, ins) in ops {
+            match (ins, tb.find(&ks[i])) {
+                (true, None) => { let _ = tb.insert(ks[i], (), TimeoutClass::Udp, t(0)); }
+                (false, Some(ix)) => { tb.remove(ix); }
+                _ => {}
+            }
+        }
+        for (k, p) in ks.iter().zip(&probes) {
+            let r = tb.probe_finish(k, p);
+            if let Some(ix) = r {
+                prop_assert_eq!(tb.key(ix), Some(k));
+            }
+            prop_assert_eq!(r.or_else(|| tb.lookup(k)), tb.find(k));
+        }
+    }
+}
+
+#[test]
 #[should_panic(expected = "3 keys but 2 results")]
 fn burst_lookup_checks_lengths() {
     let mut tb: FlowTable<()> = FlowTable::with_seed(10, FlowTimeouts::default(), 1);
