@@ -117,7 +117,9 @@ enum Bench {
         write_md: Option<PathBuf>,
     },
     /// Everything, writing the generated sections of BENCHMARKS.md and the plots: tier1, tier2
-    /// (with syscall counts and TX ceilings), gens, rfc (all six systems, `--rx-ring 8192`).
+    /// (with syscall counts and TX ceilings), gens, rfc (all six systems, `--rx-ring 8192`), nat,
+    /// scale, and l4 (all systems and measurements, `--syn-secs 8 --snat-addrs 8
+    /// --conntrack-max 2097152`).
     All {
         /// The Markdown file to update.
         #[arg(long, default_value = "BENCHMARKS.md")]
@@ -773,7 +775,28 @@ fn all(cli: &Cli, md: &Path) -> Result<()> {
     // 8192-slot RX rings for the AF_XDP DUTs: with 2048 the zero-loss rate on a shared VM is set by
     // how long the vCPU is taken away (BENCHMARKS.md, "What decides zero loss on this VM").
     let dut = DutArgs { xskd_idle: "busy-poll".to_string(), rx_ring: Some(8192) };
-    rfc(cli, &systems, &sizes, 2.0, 64, Some(md), &dut, benches::rfc2544::Trials::at_least(2, 3))
+    rfc(cli, &systems, &sizes, 2.0, 64, Some(md), &dut, benches::rfc2544::Trials::at_least(2, 3))?;
+    benches::report::update_section(md, "nat", &nat(cli, &[1000, 1_000_000], 64)?)?;
+    benches::report::update_section(md, "scale", &scale(cli, 1_000_000, &[1, 2, 4, 8], 64)?)?;
+    // The L4 tier as BENCHMARKS.md reads it: every system and measurement, 8 SNAT addresses and
+    // a conntrack limit above 1 M flows so that the 1 M-flow UDP run fits both NATs.
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    l4(
+        cli,
+        &strings(&["kernel", "nftables", "haproxy", "xskd"]),
+        &strings(&["syn", "udp", "conn", "bulk"]),
+        &[1000, 1_000_000],
+        8,
+        150_000.0,
+        16,
+        64,
+        (0.3, 45),
+        8,
+        Some(2_097_152),
+        false,
+        None,
+        Some(md),
+    )
 }
 
 fn gens(cli: &Cli, sizes: &[usize], md: Option<&Path>) -> Result<()> {
