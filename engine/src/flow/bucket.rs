@@ -16,7 +16,7 @@ pub(super) const EMPTY: u16 = 0;
 /// alternative (`overflow`): when it is 0, a key absent from this bucket is absent from the
 /// table, and a miss reads one line instead of two. 53 bytes used, padded to 64 and aligned
 /// to 64. The signatures are kept as two words of four 16-bit lanes (slot `s` in word `s / 4`,
-/// lane `s % 4`), so that comparing all eight is a few word operations (no `unsafe` SIMD).
+/// lane `s % 4`), so that comparing all eight is a few word operations (plain integer code, no SIMD intrinsics).
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C, align(64))]
 pub(super) struct Bucket {

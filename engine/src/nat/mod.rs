@@ -257,7 +257,7 @@ impl<T: AsRef<[u8]>> NatFrame<T> {
 
     /// A view of `buffer` with a layout found earlier by [`Self::new_checked`] over the *same,
     /// unchanged* bytes (the second pass over a burst). Only the length is checked again, so no
-    /// method can panic; a layout from other bytes gives wrong fields, never unsafety.
+    /// method can panic; a layout from other bytes gives wrong fields, never an out-of-bounds access.
     #[inline]
     pub fn with_layout(buffer: T, layout: NatLayout) -> Result<Self, NatError> {
         if buffer.as_ref().len() < layout.0.end {
