@@ -85,10 +85,10 @@ struct Pool {
     /// Reverse map, one entry per pair of every SNAT address (`NatPorts::slot`); the entries of
     /// the other family's addresses are never touched.
     rev: Box<[u32]>,
-    /// The next never-used pair: port offset `off` on family address `k`; `fresh` are left.
-    k: u32,
-    off: u32,
-    fresh: u32,
+    /// Never-used pairs handed out so far, in the order port offset × family address (the
+    /// next one is offset `used / family addresses` on family address `used % family
+    /// addresses`).
+    used: u32,
     /// FIFO of freed pairs (tokens; [`END`]: empty), threaded through `rev`.
     head: Token,
     tail: Token,
@@ -143,13 +143,10 @@ impl NatPorts {
             return None;
         }
         let id = self.pools.len() as PoolId;
-        let fresh = self.family[usize::from(key.addr.is_ipv4())].len() as u32 * self.per;
         self.pools.push(Pool {
             key,
             rev: vec![0; self.addrs.len() * self.per as usize].into_boxed_slice(),
-            k: 0,
-            off: 0,
-            fresh,
+            used: 0,
             head: END,
             tail: END,
             queued: 0,
@@ -190,15 +187,11 @@ impl NatPorts {
         if p.key.addr.is_ipv4() != v4 {
             return None;
         }
-        if p.fresh > 0 {
-            let fam = &self.family[usize::from(v4)];
-            let t = (fam[p.k as usize] << 16) | (u32::from(self.lo) + p.off);
-            p.fresh -= 1;
-            p.k += 1;
-            if p.k as usize == fam.len() {
-                p.k = 0;
-                p.off += 1;
-            }
+        let fam = &self.family[usize::from(v4)];
+        if p.used < fam.len() as u32 * self.per {
+            let n = fam.len() as u32;
+            let t = (fam[(p.used % n) as usize] << 16) | (u32::from(self.lo) + p.used / n);
+            p.used += 1;
             return Some(t);
         }
         if p.head == END {
@@ -256,12 +249,18 @@ impl NatPorts {
 
     /// Free pairs of `pool` (0: no such pool).
     pub fn free_pairs(&self, pool: PoolId) -> usize {
-        self.pools.get(usize::from(pool)).map_or(0, |p| (p.fresh + p.queued) as usize)
+        self.pools.get(usize::from(pool)).map_or(0, |p| self.free_in(p))
     }
 
     /// Free pairs summed over every pool.
     pub fn available(&self) -> usize {
-        self.pools.iter().map(|p| (p.fresh + p.queued) as usize).sum()
+        self.pools.iter().map(|p| self.free_in(p)).sum()
+    }
+
+    /// Never-used plus freed pairs of `p`.
+    fn free_in(&self, p: &Pool) -> usize {
+        let total = self.family[usize::from(p.key.addr.is_ipv4())].len() as u32 * self.per;
+        (total - p.used + p.queued) as usize
     }
 
     /// Whether `a` is one of the SNAT addresses.
