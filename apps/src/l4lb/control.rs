@@ -269,8 +269,8 @@ impl L4lbControl {
             return Err("usage: backend add|drain|activate|remove SERVICE IP:PORT [weight N]".into());
         };
         let (si, addr, slot) = self.find(service, addr)?;
-        if addr.is_ipv4() != self.services[si].vip.is_ipv4() {
-            return Err(format!("{addr} is not in the address family of {service}'s VIP"));
+        if let Some(why) = super::params::family_mismatch(self.services[si].vip, addr) {
+            return Err(format!("{service}: {why}"));
         }
         match (*verb, slot) {
             ("add", Some(slot)) if self.backends[slot as usize].state != BackendState::Removed => {

@@ -67,16 +67,16 @@ impl AppKind for L4lbParams {
 
     fn claims(&self) -> Vec<(String, config::ClaimRule)> {
         let mut v = Vec::new();
-        let rule = |a: IpAddr, proto: u8, ports: Option<(u16, u16)>| config::ClaimRule {
-            ethertype: Some(ethertype(a)),
+        let rule = |dst: config::IpCidr, proto: u8, ports: Option<(u16, u16)>| config::ClaimRule {
+            ethertype: Some(ethertype(dst.addr)),
             proto: Some(proto),
-            dst: Some(cidr(a)),
+            dst: Some(dst),
             dst_port: ports,
         };
         for s in &self.services {
-            v.push((self.client_port.clone(), rule(s.vip, s.proto.number(), Some((s.port, s.port)))));
+            v.push((self.client_port.clone(), rule(cidr(s.vip), s.proto.number(), Some((s.port, s.port)))));
             if s.vip.is_ipv4() {
-                v.push((self.client_port.clone(), rule(s.vip, 1, None)));
+                v.push((self.client_port.clone(), rule(cidr(s.vip), 1, None)));
             }
         }
         let protos: Vec<u8> = {
@@ -88,17 +88,11 @@ impl AppKind for L4lbParams {
         // The SNAT addresses as the fewest prefixes that hold exactly them (eight consecutive
         // addresses: three rules per protocol, not eight).
         for c in config::IpCidr::cover(&self.snat) {
-            let r = |proto: u8, ports: Option<(u16, u16)>| config::ClaimRule {
-                ethertype: Some(ethertype(c.addr)),
-                proto: Some(proto),
-                dst: Some(c),
-                dst_port: ports,
-            };
             for &p in &protos {
-                v.push((self.backend_port.clone(), r(p, Some(self.nat_ports))));
+                v.push((self.backend_port.clone(), rule(c, p, Some(self.nat_ports))));
             }
             if c.addr.is_ipv4() {
-                v.push((self.backend_port.clone(), r(1, None)));
+                v.push((self.backend_port.clone(), rule(c, 1, None)));
             }
         }
         v

@@ -144,6 +144,13 @@ fn port_name(t: &toml::Table, key: &str, errs: &mut ParamErrors) -> String {
     }
 }
 
+/// Why `backend` cannot serve a service on `vip` (None: it can): a backend is in the VIP's
+/// address family (its flows keep their family through the NAT). Checked for the configured
+/// backends and for those added at run time.
+pub fn family_mismatch(vip: IpAddr, backend: SocketAddr) -> Option<String> {
+    (backend.is_ipv4() != vip.is_ipv4()).then(|| format!("{backend} is not in the VIP's address family"))
+}
+
 fn parse_snat(t: &toml::Table, errs: &mut ParamErrors) -> Vec<IpAddr> {
     let Some(v) = t.get("snat") else {
         errs.push("snat", "required: the source address(es) xskd uses towards the backends".into());
@@ -280,8 +287,8 @@ fn parse_service(t: &toml::Table, key: &str, errs: &mut ParamErrors) -> Option<S
                 let Some(b) = parse_backend(v, &key, &mut e) else { continue };
                 if backends.iter().any(|x: &BackendSpec| x.addr == b.addr) {
                     e.push(&key, format!("{} is listed twice", b.addr));
-                } else if vip.is_some_and(|vip| b.addr.is_ipv4() != vip.is_ipv4()) {
-                    e.push(&key, format!("{} is not in the VIP's address family", b.addr));
+                } else if let Some(why) = vip.and_then(|vip| family_mismatch(vip, b.addr)) {
+                    e.push(&key, why);
                 } else {
                     backends.push(b);
                 }
