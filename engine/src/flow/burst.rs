@@ -34,49 +34,26 @@ impl<V> FlowTable<V> {
 
     #[inline]
     fn lookup_pass(&mut self, keys: &[FlowKey], out: &mut [Option<FlowIx>]) {
+        let mut probes = [Probe::EMPTY; STAGE];
+        let probes = &mut probes[..keys.len()];
         // 1. Hash; prefetch the primary bucket.
-        let mut places = [Place { prim: 0, alt: 0, sig: 0 }; STAGE];
-        let places = &mut places[..keys.len()];
-        for (p, k) in places.iter_mut().zip(keys) {
-            *p = self.place_of(k);
-            prefetch_read(&self.buckets[p.prim]);
+        for (p, k) in probes.iter_mut().zip(keys) {
+            *p = self.probe_start(k);
         }
         // 2. Signatures in the primary: prefetch the first matching entry, or else the
         //    alternative bucket (if an entry of the primary overflowed there).
-        const UNREAD: u32 = u32::MAX;
-        let mut masks = [(0u32, UNREAD); STAGE];
-        let masks = &mut masks[..keys.len()];
-        for (m, p) in masks.iter_mut().zip(places.iter()) {
-            let bp = &self.buckets[p.prim];
-            m.0 = bp.matches(p.sig);
-            match first(m.0) {
-                Some(s) => prefetch_read(&self.entries[bp.ix[s] as usize]),
-                // No entry of this bucket overflowed: the key is nowhere else.
-                None if bp.overflow == 0 => m.1 = 0,
-                None => prefetch_read(&self.buckets[p.alt]),
-            }
+        for p in probes.iter_mut() {
+            self.probe_advance(p);
         }
         // 3. Signatures in the alternative, where the primary had none: prefetch the entry.
-        for (m, p) in masks.iter_mut().zip(places.iter()) {
-            if m.1 == UNREAD && m.0 == 0 {
-                let ba = &self.buckets[p.alt];
-                m.1 = ba.matches(p.sig);
-                if let Some(s) = first(m.1) {
-                    prefetch_read(&self.entries[ba.ix[s] as usize]);
-                }
-            }
+        for p in probes.iter_mut() {
+            self.probe_advance_alt(p);
         }
         // 4. Keys (a false signature match in the primary sends the key to its alternative,
         //    read now).
-        let mut hits = 0;
-        for (((o, k), p), m) in out.iter_mut().zip(keys).zip(places.iter()).zip(masks.iter()) {
-            *o = self.find_in(p.prim, m.0, k).or_else(|| {
-                let am = if m.1 == UNREAD { self.alt_matches(*p) } else { m.1 };
-                self.find_in(p.alt, am, k)
-            });
-            hits += u64::from(o.is_some());
+        for ((o, k), p) in out.iter_mut().zip(keys).zip(probes.iter()) {
+            *o = self.probe_finish(k, p);
         }
-        self.count_lookups(keys.len() as u64, hits);
     }
 }
 
@@ -96,10 +73,14 @@ pub struct Probe {
     place: Place,
     /// Signature matches in the primary bucket, or [`Probe::UNREAD`] before `probe_advance`.
     prim: u32,
+    /// Signature matches in the alternative bucket ([`Probe::UNREAD`]: not read yet; 0 also
+    /// when no entry of the primary overflowed, so the key can be nowhere else).
+    alt: u32,
 }
 
 impl Probe {
     const UNREAD: u32 = u32::MAX;
+    const EMPTY: Probe = Probe { place: Place { prim: 0, alt: 0, sig: 0 }, prim: Probe::UNREAD, alt: Probe::UNREAD };
 }
 
 impl<V> FlowTable<V> {
@@ -108,7 +89,7 @@ impl<V> FlowTable<V> {
     pub fn probe_start(&self, key: &FlowKey) -> Probe {
         let place = self.place_of(key);
         prefetch_read(&self.buckets[place.prim]);
-        Probe { place, prim: Probe::UNREAD }
+        Probe { place, ..Probe::EMPTY }
     }
 
     /// Step 2 of a [`Probe`]: read the primary bucket's signatures; prefetch the first
@@ -119,8 +100,21 @@ impl<V> FlowTable<V> {
         p.prim = b.matches(p.place.sig);
         match first(p.prim) {
             Some(s) => prefetch_read(&self.entries[b.ix[s] as usize]),
-            None if b.overflow == 0 => {}
+            None if b.overflow == 0 => p.alt = 0,
             None => prefetch_read(&self.buckets[p.place.alt]),
+        }
+    }
+
+    /// Optional step between advance and finish, for a key its primary bucket did not hold:
+    /// read the alternative bucket's signatures (prefetched by advance) and prefetch the entry.
+    #[inline]
+    pub fn probe_advance_alt(&self, p: &mut Probe) {
+        if p.prim == 0 && p.alt == Probe::UNREAD {
+            let b = &self.buckets[p.place.alt];
+            p.alt = b.matches(p.place.sig);
+            if let Some(s) = first(p.alt) {
+                prefetch_read(&self.entries[b.ix[s] as usize]);
+            }
         }
     }
 
@@ -130,7 +124,10 @@ impl<V> FlowTable<V> {
     pub fn probe_finish(&mut self, key: &FlowKey, p: &Probe) -> Option<FlowIx> {
         let pl = p.place;
         let m = if p.prim == Probe::UNREAD { self.buckets[pl.prim].matches(pl.sig) } else { p.prim };
-        let r = self.find_in(pl.prim, m, key).or_else(|| self.find_in(pl.alt, self.alt_matches(pl), key));
+        let r = self.find_in(pl.prim, m, key).or_else(|| {
+            let am = if p.alt == Probe::UNREAD { self.alt_matches(pl) } else { p.alt };
+            self.find_in(pl.alt, am, key)
+        });
         self.count_lookups(1, u64::from(r.is_some()));
         r
     }
