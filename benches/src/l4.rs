@@ -195,10 +195,7 @@ pub fn trial(sys: L4System, m: Measure, rep: usize, o: &L4Opts) -> Result<L4Tria
         Measure::Udp(n) => o.secs + 4 + (n as f64 / o.warm_pps).ceil() as u64,
         _ => o.secs,
     };
-    let max_flows = std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(262_144);
+    let max_flows = conntrack_max().map_or(262_144, |m| u32::try_from(m).unwrap_or(u32::MAX));
     let so =
         StartOpts { xskd: o.xskd.clone(), dir: o.dir.clone(), burst: o.burst, run_secs: secs as f64 + 20.0, max_flows };
     let mut running = sys.start(&t, o.dut_cpu, &so).with_context(|| format!("starting {}", sys.label()))?;
