@@ -300,11 +300,10 @@ impl L4lb {
             next_sweep: Instant::ZERO,
             counters: Counters::default(),
         };
-        let mut slot = 0u16;
         for (si, s) in p.services.iter().enumerate() {
-            for b in &s.backends {
+            for (k, b) in s.backends.iter().enumerate() {
+                let slot = lb.services[si].members[k];
                 lb.set_backend(slot, si, b.addr, BackendState::Active, b.mac);
-                slot += 1;
             }
         }
         lb
